@@ -1,0 +1,4 @@
+//! Domain types that cannot hold invalid values, and the risk engine: pure functions with no
+//! I/O, so every rule can be tested at its thresholds without a database.
+
+pub mod validation;

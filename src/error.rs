@@ -1,0 +1,249 @@
+//! The one place HTTP statuses are decided: every failure becomes an RFC 9457
+//! `application/problem+json` body. A 5xx never carries internals; its cause is logged
+//! (without request bodies or patient data) and the client gets the request id to quote.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::validation::FieldError;
+
+/// An RFC 9457 problem details document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/validation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this request, for a person to read.
+    pub detail: String,
+    /// On validation failures: each invalid field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (e.g. JSON that does not parse).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Query parameters that cannot be read, field by field.
+    #[error("bad query")]
+    BadQuery(Vec<FieldError>),
+    /// Well-formed but invalid input, field by field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// Missing, expired or invalid credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Authenticated, but the role may not do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// Missing, or outside the caller's reach: the two are indistinguishable on purpose.
+    #[error("not found")]
+    NotFound,
+    /// No route for this method; carries the methods that do exist.
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<String>),
+    /// The request conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The body is larger than allowed.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The body is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Too many attempts; try again after this many seconds.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until another attempt may succeed.
+        retry_after_secs: u64,
+    },
+    /// Storage cannot be reached right now.
+    #[error("storage unavailable")]
+    Unavailable,
+    /// Anything else; logged, never shown.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A validation failure on a single field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// Wraps any error as internal.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(anyhow::anyhow!("{e}"))
+    }
+
+    fn parts(&self) -> (&'static str, &'static str, String) {
+        match self {
+            Self::BadRequest(d) => ("/problems/bad-request", "Bad request", d.clone()),
+            Self::BadQuery(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                (
+                    "/problems/bad-query",
+                    "Bad query parameters",
+                    format!("Some query parameters are invalid: {}.", fields.join(", ")),
+                )
+            }
+            Self::Validation(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                (
+                    "/problems/validation",
+                    "Invalid request",
+                    format!("Some fields are invalid: {}.", fields.join(", ")),
+                )
+            }
+            Self::Unauthorized(d) => (
+                "/problems/unauthorized",
+                "Authentication required",
+                d.clone(),
+            ),
+            Self::Forbidden => (
+                "/problems/forbidden",
+                "Forbidden",
+                "Your role does not allow this operation.".into(),
+            ),
+            Self::NotFound => (
+                "/problems/not-found",
+                "Not found",
+                "No such resource.".into(),
+            ),
+            Self::MethodNotAllowed(allow) => (
+                "/problems/method-not-allowed",
+                "Method not allowed",
+                format!("This resource supports: {}.", allow.join(", ")),
+            ),
+            Self::Conflict(d) => ("/problems/conflict", "Conflict", d.clone()),
+            Self::PayloadTooLarge => (
+                "/problems/payload-too-large",
+                "Payload too large",
+                "The request body is larger than this endpoint accepts.".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                "/problems/unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as JSON with Content-Type: application/json.".into(),
+            ),
+            Self::RateLimited { retry_after_secs } => (
+                "/problems/rate-limited",
+                "Too many requests",
+                format!("Try again in {retry_after_secs} seconds."),
+            ),
+            Self::Unavailable => (
+                "/problems/unavailable",
+                "Service unavailable",
+                "Storage is unavailable right now; nothing was changed. Please retry shortly."
+                    .into(),
+            ),
+            Self::Internal(_) => (
+                "/problems/internal",
+                "Internal server error",
+                "Something went wrong on our side; nothing you sent was lost if you retry.".into(),
+            ),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error")
+            }
+            Self::Unavailable => tracing::warn!("storage unavailable"),
+            _ => {}
+        }
+        let (kind, title, detail) = self.parts();
+        let body = Problem {
+            kind: kind.into(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            errors: match self {
+                Self::Validation(e) | Self::BadQuery(e) => Some(e.clone()),
+                _ => None,
+            },
+        };
+        let mut resp = HttpResponse::build(status);
+        resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        resp.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self {
+            Self::Unauthorized(_) => {
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"aftercare\""),
+                ));
+            }
+            Self::MethodNotAllowed(allow) => {
+                if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                    resp.insert_header((header::ALLOW, v));
+                }
+            }
+            Self::RateLimited { retry_after_secs } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::Unavailable => {
+                resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        resp.body(json)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
+            }
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        Self::Internal(anyhow::anyhow!("blocking task was cancelled"))
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        crate::store::StoreError::from(e).into()
+    }
+}

@@ -1,0 +1,213 @@
+//! Request extractors whose failures are problem+json naming the offending field.
+//!
+//! actix's own `Json` accepts 2 MB, ignores unknown fields unless the type refuses them and
+//! answers in plain text; these read at most [`JSON_LIMIT`] bytes and report where the body
+//! went wrong (`withdrawal.yawning`, `craving`).
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::BytesMut;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::domain::validation::FieldError;
+use crate::error::ApiError;
+
+/// The largest JSON body accepted, in bytes.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// A JSON request body, strictly parsed.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Turns a serde error at a path into a field error, naming unknown fields themselves.
+fn field_error(path: &serde_path_to_error::Path, message: &str) -> FieldError {
+    let mut field = path.to_string();
+    if field == "." {
+        field = String::new();
+    }
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(name) = rest.split('`').next() {
+            let full = if field.is_empty() || field.ends_with(name) {
+                if field.is_empty() {
+                    name.to_owned()
+                } else {
+                    field.clone()
+                }
+            } else {
+                format!("{field}.{name}")
+            };
+            return FieldError::new(full, "is not a known field");
+        }
+    }
+    if field.is_empty() {
+        field = "body".into();
+    }
+    FieldError::new(field, message)
+}
+
+/// Parses a JSON document into `T`: 400 when it is not JSON, 422 naming the field when it
+/// does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "The request body is empty; a JSON object is expected.".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+        let inner = e.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Validation(vec![field_error(e.path(), &inner.to_string())])
+            }
+            _ => ApiError::BadRequest(format!("The body is not valid JSON: {inner}.")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("The body is not valid JSON: {e}.")))?;
+    Ok(value)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > JSON_LIMIT) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| {
+                    ApiError::BadRequest("The request body could not be read.".into())
+                })?;
+                if body.len() + chunk.len() > JSON_LIMIT {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+/// Query-string parameters, strictly parsed; a bad value is a 400 naming the parameter.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
+        let result = serde_path_to_error::deserialize::<_, T>(de)
+            .map(Query)
+            .map_err(|e| {
+                let fe = field_error(e.path(), &e.inner().to_string());
+                let detail = format!("Query parameter `{}`: {}.", fe.field, fe.message);
+                tracing::debug!(%detail, "bad query");
+                ApiError::BadQuery(vec![fe])
+            });
+        std::future::ready(result)
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
+    url::form_urlencoded::parse(q.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: i32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Inner,
+        n: i32,
+    }
+
+    fn fields(e: ApiError) -> Vec<String> {
+        match e {
+            ApiError::Validation(v) => v.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected validation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_top_level_field_is_named() {
+        let e = parse_json::<Outer>(br#"{"inner":{"a":1},"n":1,"role":"admin"}"#).unwrap_err();
+        assert_eq!(fields(e), vec!["role"]);
+    }
+
+    #[test]
+    fn unknown_nested_field_is_named_with_its_path() {
+        let e = parse_json::<Outer>(br#"{"inner":{"a":1,"b":2},"n":1}"#).unwrap_err();
+        assert_eq!(fields(e), vec!["inner.b"]);
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = parse_json::<Outer>(br#"{"inner":{"a":"x"},"n":1}"#).unwrap_err();
+        assert_eq!(fields(e), vec!["inner.a"]);
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        assert!(matches!(
+            parse_json::<Outer>(b"{\"n\":"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Outer>(b""),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,75 @@
+//! HTTP handlers only: extract, authorise, call the domain or the store, shape the response.
+//! Routing, the fallback for unknown routes (404) and wrong methods (405 with `Allow`), and
+//! the extractor error handlers live here too.
+
+pub mod extract;
+pub mod health;
+
+use actix_web::dev::ResourceDef;
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::ApiError;
+
+/// Registers every documented route.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health::live)
+        .service(health::ready)
+        .service(health::metrics);
+}
+
+/// The documented paths and their methods, used to tell 405 from 404.
+#[derive(Default)]
+pub struct RouteTable(Vec<(ResourceDef, Vec<String>)>);
+
+impl RouteTable {
+    /// Builds the table from the OpenAPI document, which lists every route.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut rows = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let mut methods = Vec::new();
+            let ops = [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ];
+            for (name, op) in ops {
+                if op.is_some() {
+                    methods.push(name.to_owned());
+                }
+            }
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".into());
+            }
+            rows.push((ResourceDef::new(path.as_str()), methods));
+        }
+        Self(rows)
+    }
+
+    fn allowed(&self, path: &str) -> Option<Vec<String>> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, m)| m.clone())
+    }
+}
+
+/// Fallback for requests no route took: 405 with `Allow` when the path exists, else 404.
+pub async fn fallback(
+    req: HttpRequest,
+    table: web::Data<RouteTable>,
+) -> Result<HttpResponse, ApiError> {
+    match table.allowed(req.path()) {
+        Some(methods) if !methods.iter().any(|m| m == req.method().as_str()) => {
+            Err(ApiError::MethodNotAllowed(methods))
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Path parameters that do not parse name a resource that cannot exist.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
+}

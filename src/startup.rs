@@ -1,0 +1,106 @@
+//! Builds the running service: migrate, pool, bind (port 0 works, for tests), start the
+//! background workers, and report the bound address.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
+
+use crate::config::Settings;
+use crate::http::{self, RouteTable};
+use crate::state::AppState;
+use crate::store::{self, Store};
+
+/// A bound, not yet awaited, server with its workers.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Migrates the database, binds the listener and prepares the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = settings.database_url.clone();
+        tokio::task::spawn_blocking(move || store::migrate(&url)).await??;
+        let pool = store::build_pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_timeout,
+        );
+        let state = AppState {
+            store: Store::new(pool),
+            settings: Arc::new(settings),
+        };
+        crate::metrics::handle();
+
+        let doc = crate::openapi::document();
+        let table = web::Data::new(RouteTable::from_openapi(&doc));
+        let listener = TcpListener::bind(state.settings.bind).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (AFTERCARE_BIND): {e}",
+                state.settings.bind
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+
+        let workers = state.settings.http_workers;
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .wrap(from_fn(crate::telemetry::request_telemetry))
+                .app_data(data.clone())
+                .app_data(table.clone())
+                .app_data(http::path_config())
+                .into_utoipa_app()
+                .openapi(crate::openapi::ApiDoc::openapi())
+                .configure(http::routes)
+                .split_for_parts();
+            app.route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", doc.clone())
+                    .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none")),
+            )
+            .default_service(web::to(http::fallback))
+        })
+        .listen(listener)?
+        .workers(workers)
+        .shutdown_timeout(30)
+        .run();
+
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Shared state, for tools that drive the service in-process.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or SIGINT; in-flight requests are allowed to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self { server, .. } = self;
+        server.await
+    }
+}

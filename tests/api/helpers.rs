@@ -1,0 +1,221 @@
+//! `spawn_app()` and a client with one helper per endpoint.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use aftercare::config::Settings;
+use aftercare::startup::Application;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use serde_json::Value;
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    /// The PostgreSQL admin URL and this test's database name, when on PostgreSQL.
+    pub pg: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// The `field`s named in a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem+json body with this status.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16) -> Self {
+        let s = self.expect(status);
+        assert_eq!(
+            s.header("content-type"),
+            Some("application/problem+json"),
+            "problem content type; body: {}",
+            s.text
+        );
+        assert_eq!(s.body["status"], status);
+        assert!(
+            s.body["title"].is_string()
+                && s.body["type"].is_string()
+                && s.body["detail"].is_string()
+        );
+        s
+    }
+}
+
+pub async fn read(resp: reqwest::Response) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// Environment for a test server, before overrides.
+pub fn base_env(database_url: &str) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert("AFTERCARE_BIND".into(), "127.0.0.1:0".into());
+    env.insert("AFTERCARE_DATABASE_URL".into(), database_url.into());
+    env.insert("AFTERCARE_HTTP_WORKERS".into(), "1".into());
+    env.insert("AFTERCARE_DB_POOL_SIZE".into(), "4".into());
+    env.insert("AFTERCARE_DB_TIMEOUT_MS".into(), "2000".into());
+    env.insert("AFTERCARE_LOG".into(), "warn".into());
+    env.insert(
+        "AFTERCARE_WEBHOOK_ALLOW_PRIVATE_NETWORKS".into(),
+        "true".into(),
+    );
+    env
+}
+
+/// Makes a fresh database: a new PostgreSQL database when `TEST_DATABASE_URL` is set,
+/// else a SQLite file in `dir`. Returns its URL and, on PostgreSQL, (admin URL, name).
+pub fn fresh_database(dir: &std::path::Path) -> (String, Option<(String, String)>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("aftercare_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn =
+                diesel::PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create test database");
+            let base = admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .unwrap_or(admin.clone());
+            (format!("{base}/{name}"), Some((admin, name)))
+        }
+        _ => (
+            format!("sqlite://{}", dir.join("aftercare.db").display()),
+            None,
+        ),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (database_url, pg) = fresh_database(dir.path());
+    let mut env = base_env(&database_url);
+    env.insert(
+        "AFTERCARE_JWT_PRIVATE_KEY_FILE".into(),
+        dir.path().join("jwt.key").display().to_string(),
+    );
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    let settings = Settings::from_lookup(&move |k| env.get(k).cloned()).expect("settings");
+    let app = Application::build(settings).await.expect("build app");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        database_url,
+        pg,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut rb = self.client.get(self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        read(rb.send().await.expect("request")).await
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        read(rb.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send("POST", path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send("PUT", path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send("PATCH", path, token, Some(body)).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        read(rb.send().await.expect("request")).await
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration suite: one binary, the real server on port 0, a fresh database per test
+//! (a temporary SQLite file, or a new PostgreSQL database when `TEST_DATABASE_URL` is set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod foundation;
+mod helpers;
