@@ -25,6 +25,16 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to standard output.
     Openapi,
+    /// Create an organisation and its first admin. The password is read from
+    /// AFTERCARE_ADMIN_PASSWORD or, when unset, from standard input.
+    CreateAdmin {
+        /// The organisation's name, e.g. "Harbour Recovery".
+        #[arg(long)]
+        organisation: String,
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// Runs the parsed command.
@@ -45,6 +55,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::CreateAdmin {
+            organisation,
+            email,
+        } => {
+            let settings = load_settings()?;
+            crate::telemetry::init(&settings);
+            let password = match std::env::var("AFTERCARE_ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => read_password()?,
+            };
+            let state = crate::startup::build_state(settings).await?;
+            let policy = crate::startup::default_policy_json();
+            match crate::service::admin::create_admin(
+                &state,
+                &organisation,
+                &email,
+                password,
+                policy,
+            )
+            .await
+            {
+                Ok((org, user)) => {
+                    println!("Created organisation \"{organisation}\" ({org}) and admin {email} ({user}).");
+                    println!("Sign in with POST /v1/auth/login.");
+                    Ok(())
+                }
+                Err(crate::error::ApiError::Validation(errors)) => {
+                    let lines: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("  - {}: {}", e.field, e.message))
+                        .collect();
+                    Err(anyhow::anyhow!(
+                        "cannot create the admin:\n{}",
+                        lines.join("\n")
+                    ))
+                }
+                Err(e) => Err(anyhow::anyhow!("cannot create the admin: {e}")),
+            }
+        }
         Command::Serve => {
             let settings = load_settings()?;
             crate::telemetry::init(&settings);
@@ -60,4 +109,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn load_settings() -> anyhow::Result<Settings> {
     Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    use std::io::BufRead;
+    eprintln!("Password for the new admin (12+ characters), then Enter:");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\r', '\n']).to_owned();
+    if p.is_empty() {
+        anyhow::bail!(
+            "no password given (set AFTERCARE_ADMIN_PASSWORD or type it on standard input)"
+        );
+    }
+    Ok(p)
 }

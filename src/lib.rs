@@ -12,6 +12,7 @@
 //!
 //! [`startup`] wires them together; [`cli`] is what the binary runs.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod service;
 pub mod startup;
 pub mod state;
 pub mod store;

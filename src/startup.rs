@@ -5,7 +5,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -15,6 +16,30 @@ use crate::config::Settings;
 use crate::http::{self, RouteTable};
 use crate::state::AppState;
 use crate::store::{self, Store};
+
+/// Migrates the database and builds the shared state (pool, signing key, hasher).
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || store::migrate(&url)).await??;
+    let pool = store::build_pool(
+        &settings.database_url,
+        settings.db_pool_size,
+        settings.db_timeout,
+    );
+    let store = Store::new(pool);
+    let keys = crate::auth::keyfile::load(&settings, &store).await?;
+    Ok(AppState {
+        store,
+        hasher: crate::auth::password::Hasher::new(settings.max_concurrent_hashes),
+        keys: Arc::new(keys),
+        settings: Arc::new(settings),
+    })
+}
+
+/// The default organisation risk policy, as stored for a new organisation.
+pub fn default_policy_json() -> String {
+    "{}".into()
+}
 
 /// A bound, not yet awaited, server with its workers.
 pub struct Application {
@@ -33,8 +58,12 @@ impl Application {
             settings.db_pool_size,
             settings.db_timeout,
         );
+        let store = Store::new(pool);
+        let keys = crate::auth::keyfile::load(&settings, &store).await?;
         let state = AppState {
-            store: Store::new(pool),
+            store,
+            hasher: crate::auth::password::Hasher::new(settings.max_concurrent_hashes),
+            keys: Arc::new(keys),
             settings: Arc::new(settings),
         };
         crate::metrics::handle();
@@ -53,6 +82,9 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                // Patient data must never sit in a browser or proxy cache; responses that
+                // may be cached (the public keys) say so themselves.
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .wrap(from_fn(crate::telemetry::request_telemetry))
                 .app_data(data.clone())
                 .app_data(table.clone())

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::Hasher;
+use crate::auth::tokens::Keys;
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -12,4 +14,8 @@ pub struct AppState {
     pub store: Store,
     /// Validated settings.
     pub settings: Arc<Settings>,
+    /// The token-signing key.
+    pub keys: Arc<Keys>,
+    /// Password hashing, capped in concurrency.
+    pub hasher: Hasher,
 }

@@ -2,11 +2,20 @@
 //! Routing, the fallback for unknown routes (404) and wrong methods (405 with `Allow`), and
 //! the extractor error handlers live here too.
 
+pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod invitations;
+pub mod me;
+pub mod organisation;
+pub mod pagination;
+pub mod patients;
+pub mod types;
+pub mod users;
 
 use actix_web::dev::ResourceDef;
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
@@ -15,7 +24,24 @@ use crate::error::ApiError;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::live)
         .service(health::ready)
-        .service(health::metrics);
+        .service(health::metrics)
+        .service(auth::jwks)
+        .service(
+            scope("/v1")
+                .service(auth::login)
+                .service(auth::refresh)
+                .service(auth::logout)
+                .service(auth::register)
+                .service(me::get_me)
+                .service(me::patch_me)
+                .service(me::change_password)
+                .service(invitations::create_invitation)
+                .service(users::list_users)
+                .service(users::update_user)
+                .service(patients::get_patient)
+                .service(patients::put_care_team)
+                .service(organisation::audit_events),
+        );
 }
 
 /// The documented paths and their methods, used to tell 405 from 404.
@@ -72,4 +98,35 @@ pub async fn fallback(
 /// Path parameters that do not parse name a resource that cannot exist.
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
+}
+
+/// Records a denied attempt (403, or 404 for an object out of reach) in the audit trail, in
+/// its own write: the denied action's transaction, if any, has rolled back.
+pub async fn audit_denial<T>(
+    state: &crate::state::AppState,
+    caller: &crate::auth::Caller,
+    action: &'static str,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if matches!(result, Err(ApiError::NotFound | ApiError::Forbidden)) {
+        let c = caller.clone();
+        let _ = state
+            .store
+            .run(move |conn| -> Result<(), ApiError> {
+                crate::service::audit::record(
+                    conn,
+                    &c,
+                    crate::service::audit::Event {
+                        action,
+                        patient_id: None,
+                        target_type: None,
+                        target_id: None,
+                        outcome: "denied",
+                    },
+                )?;
+                Ok(())
+            })
+            .await;
+    }
+    result
 }

@@ -256,3 +256,27 @@ impl Store {
         .is_ok()
     }
 }
+
+pub mod accounts;
+pub mod audit;
+pub mod invitations;
+pub mod patients;
+pub mod sessions;
+
+/// The current time as stored: UTC, microsecond precision (what PostgreSQL keeps), so a value
+/// read back equals the value written on both backends.
+pub fn now() -> chrono::NaiveDateTime {
+    let t = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl From<actix_web::error::BlockingError> for StoreError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        Self::Other(anyhow::anyhow!("blocking task was cancelled"))
+    }
+}

@@ -71,6 +71,7 @@ diesel::table! {
         email -> Nullable<Text>,
         counsellor_id -> Nullable<Text>,
         phase -> Nullable<Text>,
+        last_use_on -> Nullable<Date>,
         created_by -> Text,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,

@@ -116,3 +116,56 @@ async fn readiness_is_503_when_the_database_is_gone() {
     assert_eq!(r.header("retry-after"), Some("5"));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn body_errors_are_problems_naming_the_field() {
+    let app = spawn_app().await;
+    let malformed = app
+        .raw(
+            "POST",
+            "/v1/auth/login",
+            Some("application/json"),
+            b"{\"email\":".to_vec(),
+        )
+        .await
+        .expect_problem(400);
+    assert!(malformed.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    app.raw(
+        "POST",
+        "/v1/auth/login",
+        Some("text/plain"),
+        b"hello".to_vec(),
+    )
+    .await
+    .expect_problem(415);
+    app.raw("POST", "/v1/auth/login", None, b"{}".to_vec())
+        .await
+        .expect_problem(415);
+    let big = vec![b' '; 70 * 1024];
+    app.raw("POST", "/v1/auth/login", Some("application/json"), big)
+        .await
+        .expect_problem(413);
+    let unknown = app
+        .raw(
+            "POST",
+            "/v1/auth/login",
+            Some("application/json"),
+            br#"{"email":"a@b.org","password":"x","remember_me":true}"#.to_vec(),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(unknown.error_fields(), vec!["remember_me"]);
+    let wrong_type = app
+        .raw(
+            "POST",
+            "/v1/auth/login",
+            Some("application/json"),
+            br#"{"email":5,"password":"x"}"#.to_vec(),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(wrong_type.error_fields(), vec!["email"]);
+}

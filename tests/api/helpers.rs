@@ -18,6 +18,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The PostgreSQL admin URL and this test's database name, when on PostgreSQL.
     pub pg: Option<(String, String)>,
+    pub state: aftercare::state::AppState,
+    pub key_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -145,8 +147,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         env.insert((*k).into(), (*v).into());
     }
     let settings = Settings::from_lookup(&move |k| env.get(k).cloned()).expect("settings");
+    let key_file = settings.jwt_private_key_file.clone().unwrap_or_default();
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -157,6 +161,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             .expect("client"),
         database_url,
         pg,
+        state,
+        key_file,
         _dir: dir,
     }
 }
@@ -217,5 +223,129 @@ impl TestApp {
             rb = rb.header("content-type", ct);
         }
         read(rb.send().await.expect("request")).await
+    }
+}
+
+pub const PASSWORD: &str = "correct-lantern-harbour";
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub token: String,
+    pub refresh: String,
+    pub id: String,
+    pub email: String,
+    pub organisation_id: String,
+}
+
+impl Login {
+    pub fn t(&self) -> Option<&str> {
+        Some(self.token.as_str())
+    }
+}
+
+fn unique_email(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}@example.org",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+impl TestApp {
+    /// Runs SQL on the test database (to age an invitation, say).
+    pub fn sql(&self, statement: &str) {
+        let url = self.database_url.clone();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            c.batch_execute(statement).expect("sql");
+        } else {
+            let mut c = diesel::PgConnection::establish(&url).expect("pg");
+            c.batch_execute(statement).expect("sql");
+        }
+    }
+
+    /// Creates an organisation with an admin (as `aftercare create-admin` does) and signs in.
+    pub async fn admin(&self) -> Login {
+        let email = unique_email("admin");
+        aftercare::service::admin::create_admin(
+            &self.state,
+            "Harbour Recovery",
+            &email,
+            PASSWORD.into(),
+            aftercare::startup::default_policy_json(),
+        )
+        .await
+        .expect("create admin");
+        self.login(&email, PASSWORD).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Login {
+        let r = self
+            .post(
+                "/v1/auth/login",
+                None,
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await
+            .expect(200);
+        login_from(&r, email)
+    }
+
+    pub async fn invite(&self, by: &Login, body: Value) -> String {
+        let r = self
+            .post("/v1/invitations", by.t(), &body)
+            .await
+            .expect(201);
+        r.body["code"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn register(&self, code: &str, prefix: &str, timezone: &str) -> Login {
+        let email = unique_email(prefix);
+        let r = self
+            .post(
+                "/v1/auth/register",
+                None,
+                &serde_json::json!({"invitation_code": code, "email": email, "password": PASSWORD,
+                    "display_name": format!("{prefix} person"), "timezone": timezone}),
+            )
+            .await
+            .expect(201);
+        login_from(&r, &email)
+    }
+
+    pub async fn counsellor(&self, admin: &Login) -> Login {
+        let code = self
+            .invite(admin, serde_json::json!({"role": "counsellor"}))
+            .await;
+        self.register(&code, "counsellor", "America/New_York").await
+    }
+
+    /// A patient on `counsellor`'s care team, in the given timezone and phase.
+    pub async fn patient_in(&self, counsellor: &Login, timezone: &str, phase: &str) -> Login {
+        let code = self
+            .invite(
+                counsellor,
+                serde_json::json!({"role": "patient", "phase": phase}),
+            )
+            .await;
+        self.register(&code, "patient", timezone).await
+    }
+
+    pub async fn patient(&self, counsellor: &Login) -> Login {
+        self.patient_in(counsellor, "America/New_York", "aftercare")
+            .await
+    }
+}
+
+fn login_from(r: &Resp, email: &str) -> Login {
+    Login {
+        token: r.body["access_token"].as_str().unwrap().to_owned(),
+        refresh: r.body["refresh_token"].as_str().unwrap().to_owned(),
+        id: r.body["user"]["id"].as_str().unwrap().to_owned(),
+        email: email.to_owned(),
+        organisation_id: r.body["user"]["organisation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     }
 }

@@ -63,6 +63,7 @@ CREATE TABLE invitations (
     email TEXT,
     counsellor_id TEXT REFERENCES users(id),
     phase TEXT,
+    last_use_on DATE,
     created_by TEXT NOT NULL REFERENCES users(id),
     expires_at TIMESTAMP NOT NULL,
     used_at TIMESTAMP,

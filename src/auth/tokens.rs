@@ -1,0 +1,186 @@
+//! Access tokens (EdDSA-signed JWTs, short-lived) and refresh tokens (opaque, random, stored
+//! only as a hash).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The audience of access tokens.
+pub const AUDIENCE: &str = "aftercare-api";
+/// The token-type claim of access tokens, so no other JWT we might sign passes as one.
+pub const ACCESS_TYPE: &str = "access";
+
+/// Access-token claims.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Issued at, milliseconds: compared with the last password change, which a second is too
+    /// coarse for.
+    pub iat_ms: i64,
+    /// Token id.
+    pub jti: String,
+    /// Token type; must be `access`.
+    pub typ: String,
+    /// The user's organisation.
+    pub org: String,
+    /// The user's role at issue time (authorisation re-reads it per request).
+    pub role: String,
+}
+
+/// The signing key and what verifies it.
+pub struct Keys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_x: String,
+    issuer: String,
+}
+
+impl Keys {
+    /// Loads an Ed25519 private key from PKCS#8 PEM.
+    pub fn from_pem(pem: &str, issuer: &str) -> anyhow::Result<Self> {
+        let signing = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 PEM private key: {e}"))?;
+        let public = signing.verifying_key().to_bytes();
+        let public_x = URL_SAFE_NO_PAD.encode(public);
+        let digest = Sha256::digest(public);
+        let kid = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            kid,
+            encoding: EncodingKey::from_ed_pem(pem.as_bytes())?,
+            decoding: DecodingKey::from_ed_components(&public_x)?,
+            public_x,
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    /// Generates a new private key as PKCS#8 PEM.
+    pub fn generate_pem() -> anyhow::Result<String> {
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let key = SigningKey::from_bytes(&seed);
+        let pem = key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("cannot encode key: {e}"))?;
+        Ok(pem.to_string())
+    }
+
+    /// The key id in token headers.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWKS document with the public key.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({
+            "keys": [{
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": self.kid,
+                "x": self.public_x,
+            }]
+        })
+    }
+
+    /// Issues an access token for a user.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        org: &str,
+        role: &str,
+        ttl_secs: i64,
+    ) -> anyhow::Result<String> {
+        let now_ms = Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: user_id.into(),
+            exp: now + ttl_secs,
+            iat: now,
+            iat_ms: now_ms,
+            jti: uuid::Uuid::new_v4().to_string(),
+            typ: ACCESS_TYPE.into(),
+            org: org.into(),
+            role: role.into(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, algorithm, key id, issuer, audience, expiry and token type.
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
+        if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err("token not signed by this server".into());
+        }
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[AUDIENCE]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = 5;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired".to_owned(),
+                    _ => "invalid token".to_owned(),
+                }
+            })?;
+        if data.claims.typ != ACCESS_TYPE {
+            return Err("not an access token".into());
+        }
+        Ok(data.claims)
+    }
+}
+
+/// A new opaque refresh token (or invitation code): 32 random bytes, URL-safe.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How opaque secrets are stored: SHA-256, hex. They are high-entropy, so a fast hash is
+/// enough; a database leak does not reveal usable tokens.
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_and_verify_round_trip_and_foreign_keys_fail() {
+        let keys = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
+        let t = keys.issue("u1", "o1", "patient", 60).unwrap();
+        let c = keys.verify(&t).unwrap();
+        assert_eq!(c.sub, "u1");
+        let other = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
+        assert!(other.verify(&t).is_err());
+        let expired = keys.issue("u1", "o1", "patient", -60).unwrap();
+        assert_eq!(keys.verify(&expired).unwrap_err(), "token expired");
+    }
+}

@@ -1,0 +1,201 @@
+//! Accounts and sessions: login, refresh, logout, registration, and the public keys.
+
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::Json;
+use super::types::User;
+use crate::error::{ApiError, Problem};
+use crate::service::accounts::{self, LoginAttempt, Registration, Session};
+use crate::state::AppState;
+use crate::telemetry::RequestId;
+
+/// Sign-in credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A refresh token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// Registration with an invitation code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The code from the invitation (single use; expires).
+    pub invitation_code: String,
+    /// Email address; must match the invitation's, if it named one.
+    pub email: String,
+    /// 12 to 128 bytes, not a common password, not containing the email or name.
+    pub password: String,
+    /// Name shown to the care team (1–100 characters).
+    pub display_name: String,
+    /// IANA timezone, e.g. `America/Chicago`; the patient's check-in dates are reckoned in it.
+    pub timezone: String,
+}
+
+/// A session: tokens and the signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Short-lived access token (EdDSA JWT) for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Opaque refresh token; each use returns a new one and retires this one.
+    pub refresh_token: String,
+    /// The signed-in user.
+    pub user: User,
+}
+
+impl From<Session> for TokenResponse {
+    fn from(s: Session) -> Self {
+        Self {
+            access_token: s.access_token,
+            token_type: "Bearer".into(),
+            expires_in: s.expires_in,
+            refresh_token: s.refresh_token,
+            user: s.user.into(),
+        }
+    }
+}
+
+fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// Sign in with email and password.
+///
+/// Failed attempts are throttled per account and per client address (429 with `Retry-After`),
+/// identically whether or not the account exists.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong email or password", body = Problem),
+        (status = 422, description = "Invalid body", body = Problem),
+        (status = 429, description = "Too many failed attempts", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client_ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let body = body.0;
+    let session = accounts::login(
+        &state,
+        LoginAttempt {
+            email: body.email,
+            password: body.password,
+            client_ip,
+            request_id: request_id(&req),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(session)))
+}
+
+/// Exchange a refresh token for new tokens.
+///
+/// The presented token stops working. Presenting it again revokes the whole session, because
+/// a reused refresh token means it was copied.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = Problem),
+        (status = 422, description = "Invalid body", body = Problem),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let session = accounts::refresh(&state, body.0.refresh_token, request_id(&req)).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(session)))
+}
+
+/// End the session a refresh token belongs to.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 422, description = "Invalid body", body = Problem),
+    )
+)]
+#[post("/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    accounts::logout(&state, body.0.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Create an account with an invitation code; signs the new user in.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and signed in", body = TokenResponse),
+        (status = 409, description = "The email is already registered", body = Problem),
+        (status = 422, description = "Invalid field, or an invalid, expired or used code", body = Problem),
+    )
+)]
+#[post("/auth/register")]
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let session = accounts::register(
+        &state,
+        Registration {
+            invitation_code: b.invitation_code,
+            email: b.email,
+            password: b.password,
+            display_name: b.display_name,
+            timezone: b.timezone,
+        },
+        request_id(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(TokenResponse::from(session)))
+}
+
+/// The public keys that verify access tokens (JWKS).
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 200, description = "JSON Web Key Set", body = Object))
+)]
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keys.jwks())
+}

@@ -1,0 +1,84 @@
+//! Invitations: admins invite counsellors and patients; counsellors invite patients to their
+//! own care team.
+
+use actix_web::{post, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::Json;
+use super::types::utc;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::service::accounts::{self, InvitationRequest};
+use crate::state::AppState;
+
+/// An invitation to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitation {
+    /// `patient` or `counsellor` (only admins invite counsellors).
+    pub role: String,
+    /// If given, only this email can redeem the code.
+    pub email: Option<String>,
+    /// Patients only: the primary counsellor (counsellors always invite to their own team).
+    pub counsellor_id: Option<String>,
+    /// Patients only: the starting phase (`detox`, `treatment`, `aftercare`, `discharged`;
+    /// default `aftercare`).
+    pub phase: Option<String>,
+    /// Patients only: the date of last use before enrolment, if known; the abstinent streak
+    /// counts from the day after it.
+    pub last_use_date: Option<NaiveDate>,
+}
+
+/// A created invitation. The code is shown only here; it is stored as a hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invitation {
+    /// Invitation id.
+    pub id: String,
+    /// The single-use code to give to the invitee.
+    pub code: String,
+    /// The role the invitee will have.
+    pub role: String,
+    /// When the code stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Invite a counsellor or a patient.
+#[utoipa::path(
+    tag = "accounts",
+    security(("bearer" = [])),
+    request_body = CreateInvitation,
+    responses(
+        (status = 201, description = "Created; give the code to the invitee", body = Invitation),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients cannot invite; counsellors cannot invite counsellors", body = Problem),
+        (status = 422, description = "Invalid field", body = Problem),
+    )
+)]
+#[post("/invitations")]
+pub async fn create_invitation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<CreateInvitation>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let (row, code) = accounts::invite(
+        &state,
+        &caller,
+        InvitationRequest {
+            role: b.role,
+            email: b.email,
+            counsellor_id: b.counsellor_id,
+            phase: b.phase,
+            last_use_date: b.last_use_date,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(Invitation {
+        id: row.id,
+        code,
+        role: row.role,
+        expires_at: utc(row.expires_at),
+    }))
+}

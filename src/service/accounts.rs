@@ -1,0 +1,732 @@
+//! Accounts and sessions: registration by invitation, sign-in with throttling, refresh-token
+//! rotation with reuse detection, password changes, invitations and care teams.
+
+use chrono::{Duration as TimeDelta, NaiveDate, NaiveDateTime};
+
+use crate::auth::{tokens, Caller, Role};
+use crate::domain::validation::FieldError;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::accounts::{self, UserRow};
+use crate::store::invitations::{self, InvitationRow};
+use crate::store::patients::{self, CareTeamRow, PatientRow, PhaseChangeRow};
+use crate::store::sessions::{self, RefreshTokenRow, ThrottleRow};
+use crate::store::{self, DbConnection};
+
+use super::audit;
+
+/// The phases a patient can be in.
+pub const PHASES: [&str; 4] = ["detox", "treatment", "aftercare", "discharged"];
+
+/// Normalises and checks an email address.
+pub fn normalise_email(field: &str, raw: &str) -> Result<String, FieldError> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(FieldError::new(field, "is not a valid email address"))
+    }
+}
+
+/// Checks a display name.
+pub fn check_display_name(field: &str, raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        Err(FieldError::new(
+            field,
+            "must be 1 to 100 printable characters",
+        ))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Checks an IANA timezone name.
+pub fn check_timezone(field: &str, raw: &str) -> Result<String, FieldError> {
+    raw.parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                "is not a known IANA timezone (e.g. America/New_York)",
+            )
+        })
+}
+
+fn collect<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// A signed-in session: what login, refresh and registration return.
+#[derive(Debug)]
+pub struct Session {
+    /// The access token.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The new refresh token (shown once).
+    pub refresh_token: String,
+    /// The user.
+    pub user: UserRow,
+}
+
+fn new_refresh(
+    conn: &mut DbConnection,
+    state: &AppState,
+    user_id: &str,
+    family_id: &str,
+    now: NaiveDateTime,
+) -> Result<String, ApiError> {
+    let token = tokens::random_token();
+    let ttl = TimeDelta::seconds(
+        i64::try_from(state.settings.refresh_token_ttl.as_secs()).unwrap_or(86_400),
+    );
+    sessions::insert_refresh(
+        conn,
+        &RefreshTokenRow {
+            id: store::new_id(),
+            family_id: family_id.to_owned(),
+            user_id: user_id.to_owned(),
+            token_hash: tokens::hash_secret(&token),
+            expires_at: now + ttl,
+            used_at: None,
+            revoked_at: None,
+            created_at: now,
+        },
+    )?;
+    Ok(token)
+}
+
+fn session_for(
+    state: &AppState,
+    user: UserRow,
+    refresh_token: String,
+) -> Result<Session, ApiError> {
+    let ttl = i64::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(900);
+    let access_token = state
+        .keys
+        .issue(&user.id, &user.organisation_id, &user.role, ttl)
+        .map_err(ApiError::Internal)?;
+    Ok(Session {
+        access_token,
+        expires_in: ttl,
+        refresh_token,
+        user,
+    })
+}
+
+/// Registration input.
+pub struct Registration {
+    /// The invitation code.
+    pub invitation_code: String,
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Display name.
+    pub display_name: String,
+    /// IANA timezone.
+    pub timezone: String,
+}
+
+/// Redeems an invitation: creates the user (and, for patients, their record and care team).
+pub async fn register(
+    state: &AppState,
+    input: Registration,
+    request_id: Option<String>,
+) -> Result<Session, ApiError> {
+    let mut errors = Vec::new();
+    let email = collect(&mut errors, normalise_email("email", &input.email));
+    let display_name = collect(
+        &mut errors,
+        check_display_name("display_name", &input.display_name),
+    );
+    let timezone = collect(&mut errors, check_timezone("timezone", &input.timezone));
+    let context = [
+        input.email.split('@').next().unwrap_or(""),
+        input.display_name.as_str(),
+    ];
+    collect(
+        &mut errors,
+        crate::auth::password::check_policy("password", &input.password, &context),
+    );
+    if input.invitation_code.trim().is_empty() {
+        errors.push(FieldError::new("invitation_code", "is required"));
+    }
+    let (Some(email), Some(display_name), Some(timezone)) = (email, display_name, timezone) else {
+        return Err(ApiError::Validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let hash = state.hasher.hash(input.password).await?;
+    let code_hash = tokens::hash_secret(input.invitation_code.trim());
+    let st = state.clone();
+    let (user, refresh) = state
+        .store
+        .transaction(move |conn| -> Result<_, ApiError> {
+            let now = store::now();
+            let bad_code = || {
+                ApiError::field(
+                    "invitation_code",
+                    "is not valid, has expired or was already used",
+                )
+            };
+            let inv = invitations::find_by_code_hash(conn, &code_hash)?.ok_or_else(bad_code)?;
+            if inv.used_at.is_some() || inv.expires_at <= now {
+                return Err(bad_code());
+            }
+            if inv.email.as_deref().is_some_and(|e| e != email) {
+                return Err(ApiError::field("email", "does not match the invitation"));
+            }
+            if accounts::email_taken(conn, &email, None)? {
+                return Err(ApiError::Conflict(
+                    "An account with this email already exists.".into(),
+                ));
+            }
+            let user = UserRow {
+                id: store::new_id(),
+                organisation_id: inv.organisation_id.clone(),
+                role: inv.role.clone(),
+                email,
+                password_hash: hash,
+                display_name,
+                timezone: timezone.clone(),
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+                password_changed_at: now,
+            };
+            accounts::insert_user(conn, &user)?;
+            if inv.role == "patient" {
+                enrol_patient(conn, &inv, &user, now)?;
+            }
+            if !invitations::redeem(conn, &inv.id, &user.id, now)? {
+                return Err(bad_code());
+            }
+            let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
+            audit::record_anonymous(
+                conn,
+                Some(&user.organisation_id),
+                Some(&user.id),
+                "account.registered",
+                "success",
+                request_id.as_deref(),
+            )?;
+            Ok((user, refresh))
+        })
+        .await?;
+    session_for(state, user, refresh)
+}
+
+fn local_today(timezone: &str) -> NaiveDate {
+    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
+fn enrol_patient(
+    conn: &mut DbConnection,
+    inv: &InvitationRow,
+    user: &UserRow,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let today = local_today(&user.timezone);
+    let phase = inv.phase.clone().unwrap_or_else(|| "aftercare".into());
+    patients::insert(
+        conn,
+        &PatientRow {
+            user_id: user.id.clone(),
+            organisation_id: user.organisation_id.clone(),
+            phase: phase.clone(),
+            phase_started_on: today,
+            enrolment_last_use_on: inv.last_use_on,
+            risk_overrides: None,
+            first_check_in_on: None,
+            last_check_in_on: None,
+            missed_check_due_at: None,
+            created_at: now,
+        },
+        &PhaseChangeRow {
+            id: store::new_id(),
+            patient_id: user.id.clone(),
+            phase,
+            started_on: today,
+            changed_by: Some(inv.created_by.clone()),
+            created_at: now,
+        },
+    )?;
+    if let Some(counsellor) = &inv.counsellor_id {
+        patients::add_care_team_member(
+            conn,
+            &CareTeamRow {
+                patient_id: user.id.clone(),
+                counsellor_id: counsellor.clone(),
+                is_primary: true,
+                added_at: now,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Where a login attempt comes from, for throttling.
+pub struct LoginAttempt {
+    /// Email as typed.
+    pub email: String,
+    /// Password as typed.
+    pub password: String,
+    /// The client's address.
+    pub client_ip: String,
+    /// Request id for the audit trail.
+    pub request_id: Option<String>,
+}
+
+fn blocked_for(row: &Option<ThrottleRow>, now: NaiveDateTime) -> Option<u64> {
+    let until = row.as_ref()?.blocked_until?;
+    (until > now).then(|| u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1))
+}
+
+fn bump(
+    row: Option<ThrottleRow>,
+    key: &str,
+    now: NaiveDateTime,
+    window: TimeDelta,
+    max: i32,
+) -> ThrottleRow {
+    let mut r = match row {
+        Some(r) if r.window_started_at + window > now => r,
+        _ => ThrottleRow {
+            key: key.to_owned(),
+            failures: 0,
+            window_started_at: now,
+            blocked_until: None,
+        },
+    };
+    r.failures += 1;
+    if r.failures >= max {
+        // Blocked until the window ends; never permanently.
+        r.blocked_until = Some(now + window);
+    }
+    r
+}
+
+/// Signs in: throttled per account and per client address, identically for unknown accounts.
+pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, ApiError> {
+    let email = attempt.email.trim().to_lowercase();
+    let acct_key = format!("acct:{email}");
+    let ip_key = format!("ip:{}", attempt.client_ip);
+    let window =
+        TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900));
+    let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
+
+    let (keys, em) = ((acct_key.clone(), ip_key.clone()), email.clone());
+    let (user, retry) = state
+        .store
+        .run(move |conn| -> Result<_, ApiError> {
+            let now = store::now();
+            let retry = blocked_for(&sessions::get_throttle(conn, &keys.0)?, now)
+                .max(blocked_for(&sessions::get_throttle(conn, &keys.1)?, now));
+            Ok((accounts::find_user_by_email(conn, &em)?, retry))
+        })
+        .await?;
+    if let Some(secs) = retry {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: secs,
+        });
+    }
+    let usable = user.as_ref().filter(|u| !u.disabled);
+    let ok = state
+        .hasher
+        .verify(attempt.password, usable.map(|u| u.password_hash.clone()))
+        .await?;
+    let st = state.clone();
+    let request_id = attempt.request_id;
+    let result = state
+        .store
+        .transaction(
+            move |conn| -> Result<Result<(UserRow, String), ()>, ApiError> {
+                let now = store::now();
+                match user.filter(|u| ok && !u.disabled) {
+                    Some(user) => {
+                        sessions::clear_throttle(conn, &acct_key)?;
+                        let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
+                        audit::record_anonymous(
+                            conn,
+                            Some(&user.organisation_id),
+                            Some(&user.id),
+                            "auth.login",
+                            "success",
+                            request_id.as_deref(),
+                        )?;
+                        Ok(Ok((user, refresh)))
+                    }
+                    None => {
+                        let acct = bump(
+                            sessions::get_throttle(conn, &acct_key)?,
+                            &acct_key,
+                            now,
+                            window,
+                            max,
+                        );
+                        sessions::put_throttle(conn, &acct)?;
+                        // An address gets more room than an account: clinics share networks.
+                        let ip = bump(
+                            sessions::get_throttle(conn, &ip_key)?,
+                            &ip_key,
+                            now,
+                            window,
+                            max * 4,
+                        );
+                        sessions::put_throttle(conn, &ip)?;
+                        let known = accounts::find_user_by_email(conn, &email)?;
+                        audit::record_anonymous(
+                            conn,
+                            known.as_ref().map(|u| u.organisation_id.as_str()),
+                            known.as_ref().map(|u| u.id.as_str()),
+                            "auth.login_failed",
+                            "failure",
+                            request_id.as_deref(),
+                        )?;
+                        Ok(Err(()))
+                    }
+                }
+            },
+        )
+        .await?;
+    match result {
+        Ok((user, refresh)) => session_for(state, user, refresh),
+        Err(()) => Err(ApiError::Unauthorized(
+            "The email or password is incorrect.".into(),
+        )),
+    }
+}
+
+/// Rotates a refresh token. Presenting an already-used token revokes its whole family: it was
+/// copied, and the thief and the owner must both sign in again.
+pub async fn refresh(
+    state: &AppState,
+    token: String,
+    request_id: Option<String>,
+) -> Result<Session, ApiError> {
+    let hash = tokens::hash_secret(token.trim());
+    let st = state.clone();
+    let outcome = state
+        .store
+        .transaction(
+            move |conn| -> Result<Result<(UserRow, String), &'static str>, ApiError> {
+                let now = store::now();
+                let Some(row) = sessions::find_refresh(conn, &hash)? else {
+                    return Ok(Err("unknown"));
+                };
+                if row.revoked_at.is_some() {
+                    return Ok(Err("revoked"));
+                }
+                let user = accounts::find_user(conn, &row.user_id)?;
+                let reused = row.used_at.is_some() || !sessions::claim_refresh(conn, &row.id, now)?;
+                if reused {
+                    sessions::revoke_family(conn, &row.family_id, now)?;
+                    audit::record_anonymous(
+                        conn,
+                        user.as_ref().map(|u| u.organisation_id.as_str()),
+                        Some(&row.user_id),
+                        "auth.refresh_reuse",
+                        "denied",
+                        request_id.as_deref(),
+                    )?;
+                    return Ok(Err("reused"));
+                }
+                if row.expires_at <= now {
+                    return Ok(Err("expired"));
+                }
+                let Some(user) = user.filter(|u| !u.disabled) else {
+                    return Ok(Err("disabled"));
+                };
+                let next = new_refresh(conn, &st, &user.id, &row.family_id, now)?;
+                Ok(Ok((user, next)))
+            },
+        )
+        .await?;
+    match outcome {
+        Ok((user, next)) => session_for(state, user, next),
+        Err(_) => Err(ApiError::Unauthorized(
+            "The refresh token is not valid; sign in again.".into(),
+        )),
+    }
+}
+
+/// Ends the session the refresh token belongs to.
+pub async fn logout(state: &AppState, token: String) -> Result<(), ApiError> {
+    let hash = tokens::hash_secret(token.trim());
+    state
+        .store
+        .transaction(move |conn| -> Result<(), ApiError> {
+            if let Some(row) = sessions::find_refresh(conn, &hash)? {
+                sessions::revoke_family(conn, &row.family_id, store::now())?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Changes the caller's password and ends every session.
+pub async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    current: String,
+    new: String,
+) -> Result<(), ApiError> {
+    let id = caller.user_id.clone();
+    let user = state
+        .store
+        .run(move |conn| accounts::find_user(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let context = [
+        user.email.split('@').next().unwrap_or(""),
+        user.display_name.as_str(),
+    ];
+    crate::auth::password::check_policy("new_password", &new, &context)
+        .map_err(|e| ApiError::Validation(vec![e]))?;
+    if !state
+        .hasher
+        .verify(current, Some(user.password_hash.clone()))
+        .await?
+    {
+        return Err(ApiError::field("current_password", "is incorrect"));
+    }
+    let hash = state.hasher.hash(new).await?;
+    let caller = caller.clone();
+    state
+        .store
+        .transaction(move |conn| -> Result<(), ApiError> {
+            let now = store::now();
+            accounts::set_password(conn, &caller.user_id, &hash, now)?;
+            sessions::revoke_user(conn, &caller.user_id, now)?;
+            audit::record(
+                conn,
+                &caller,
+                audit::Event {
+                    action: "account.password_changed",
+                    patient_id: None,
+                    target_type: Some("user"),
+                    target_id: Some(&caller.user_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// An invitation request.
+pub struct InvitationRequest {
+    /// `patient` or `counsellor`.
+    pub role: String,
+    /// Restrict redemption to this email.
+    pub email: Option<String>,
+    /// For patients: the primary counsellor.
+    pub counsellor_id: Option<String>,
+    /// For patients: the starting phase.
+    pub phase: Option<String>,
+    /// For patients: the last use before enrolment, if known.
+    pub last_use_date: Option<NaiveDate>,
+}
+
+/// Creates an invitation and returns it with its code (the only time the code is shown).
+pub async fn invite(
+    state: &AppState,
+    caller: &Caller,
+    req: InvitationRequest,
+) -> Result<(InvitationRow, String), ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let mut errors = Vec::new();
+    let role = match req.role.as_str() {
+        "patient" => "patient",
+        "counsellor" if caller.role == Role::Admin => "counsellor",
+        "counsellor" => return Err(ApiError::Forbidden),
+        _ => {
+            errors.push(FieldError::new("role", "must be patient or counsellor"));
+            "patient"
+        }
+    };
+    let email = req
+        .email
+        .as_deref()
+        .and_then(|e| collect(&mut errors, normalise_email("email", e)));
+    if let Some(p) = &req.phase {
+        if role != "patient" {
+            errors.push(FieldError::new(
+                "phase",
+                "applies only to patient invitations",
+            ));
+        } else if !PHASES.contains(&p.as_str()) {
+            errors.push(FieldError::new(
+                "phase",
+                "must be detox, treatment, aftercare or discharged",
+            ));
+        }
+    }
+    if role != "patient" && (req.counsellor_id.is_some() || req.last_use_date.is_some()) {
+        errors.push(FieldError::new(
+            "counsellor_id",
+            "applies only to patient invitations",
+        ));
+    }
+    if let Some(d) = req.last_use_date {
+        if d > local_today(&caller.timezone) + TimeDelta::days(1) {
+            errors.push(FieldError::new(
+                "last_use_date",
+                "must not be in the future",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let counsellor_id = match (caller.role, req.counsellor_id) {
+        (Role::Counsellor, Some(id)) if id != caller.user_id => {
+            return Err(ApiError::field(
+                "counsellor_id",
+                "counsellors invite patients to their own care team",
+            ));
+        }
+        (Role::Counsellor, _) => Some(caller.user_id.clone()),
+        (_, other) => other,
+    };
+    let code = tokens::random_token();
+    let ttl = TimeDelta::seconds(
+        i64::try_from(state.settings.invitation_ttl.as_secs()).unwrap_or(604_800),
+    );
+    let caller = caller.clone();
+    let code_hash = tokens::hash_secret(&code);
+    let row = state
+        .store
+        .transaction(move |conn| -> Result<InvitationRow, ApiError> {
+            if let Some(cid) = &counsellor_id {
+                let ok = accounts::find_user(conn, cid)?.is_some_and(|u| {
+                    u.role == "counsellor"
+                        && u.organisation_id == caller.organisation_id
+                        && !u.disabled
+                });
+                if !ok {
+                    return Err(ApiError::field(
+                        "counsellor_id",
+                        "is not a counsellor in your organisation",
+                    ));
+                }
+            }
+            let now = store::now();
+            let row = InvitationRow {
+                id: store::new_id(),
+                organisation_id: caller.organisation_id.clone(),
+                code_hash,
+                role: role.to_owned(),
+                email,
+                counsellor_id,
+                phase: req.phase,
+                last_use_on: req.last_use_date,
+                created_by: caller.user_id.clone(),
+                expires_at: now + ttl,
+                used_at: None,
+                used_by: None,
+                created_at: now,
+            };
+            invitations::insert(conn, &row)?;
+            audit::record(
+                conn,
+                &caller,
+                audit::Event {
+                    action: "invitation.created",
+                    patient_id: None,
+                    target_type: Some("invitation"),
+                    target_id: Some(&row.id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(row)
+        })
+        .await?;
+    Ok((row, code))
+}
+
+/// Replaces a patient's care team (admins only).
+pub async fn set_care_team(
+    state: &AppState,
+    caller: &Caller,
+    patient_id: String,
+    counsellor_ids: Vec<String>,
+    primary: Option<String>,
+) -> Result<Vec<CareTeamRow>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let mut ids = counsellor_ids;
+    ids.sort();
+    ids.dedup();
+    if let Some(p) = &primary {
+        if !ids.contains(p) {
+            return Err(ApiError::field(
+                "primary_counsellor_id",
+                "must be one of counsellor_ids",
+            ));
+        }
+    }
+    let caller = caller.clone();
+    state
+        .store
+        .transaction(move |conn| -> Result<Vec<CareTeamRow>, ApiError> {
+            crate::auth::policy::reachable_patient(conn, &caller, &patient_id)?;
+            let mut errors = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let ok = accounts::find_user(conn, id)?.is_some_and(|u| {
+                    u.role == "counsellor" && u.organisation_id == caller.organisation_id
+                });
+                if !ok {
+                    errors.push(FieldError::new(
+                        format!("counsellor_ids[{i}]"),
+                        "is not a counsellor in your organisation",
+                    ));
+                }
+            }
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+            let now = store::now();
+            let primary = primary.or_else(|| ids.first().cloned());
+            let members: Vec<CareTeamRow> = ids
+                .iter()
+                .map(|id| CareTeamRow {
+                    patient_id: patient_id.clone(),
+                    counsellor_id: id.clone(),
+                    is_primary: Some(id) == primary.as_ref(),
+                    added_at: now,
+                })
+                .collect();
+            patients::replace_care_team(conn, &patient_id, &members)?;
+            audit::record(
+                conn,
+                &caller,
+                audit::Event {
+                    action: "care_team.write",
+                    patient_id: Some(&patient_id),
+                    target_type: Some("patient"),
+                    target_id: Some(&patient_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(members)
+        })
+        .await
+}

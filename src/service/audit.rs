@@ -1,0 +1,66 @@
+//! Writing the audit trail: every read and write of patient data, sign-ins, and denials.
+
+use crate::auth::Caller;
+use crate::store::audit::{self, AuditRow};
+use crate::store::{self, DbConnection, StoreResult};
+
+/// What happened to whom.
+pub struct Event<'a> {
+    /// e.g. `patient.read`, `check_in.write`, `auth.login`.
+    pub action: &'a str,
+    /// The patient whose data was touched, if any.
+    pub patient_id: Option<&'a str>,
+    /// The kind of object, e.g. `alert`.
+    pub target_type: Option<&'a str>,
+    /// The object's id.
+    pub target_id: Option<&'a str>,
+    /// `success`, `denied` or `failure`.
+    pub outcome: &'a str,
+}
+
+/// Records an event by an authenticated caller.
+pub fn record(conn: &mut DbConnection, caller: &Caller, e: Event<'_>) -> StoreResult<()> {
+    audit::insert(
+        conn,
+        &AuditRow {
+            id: store::new_id(),
+            organisation_id: Some(caller.organisation_id.clone()),
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: e.action.to_owned(),
+            patient_id: e.patient_id.map(str::to_owned),
+            target_type: e.target_type.map(str::to_owned),
+            target_id: e.target_id.map(str::to_owned),
+            outcome: e.outcome.to_owned(),
+            request_id: caller.request_id.clone(),
+            created_at: store::now(),
+        },
+    )
+}
+
+/// Records an event with no authenticated caller (sign-in attempts, system actions).
+pub fn record_anonymous(
+    conn: &mut DbConnection,
+    organisation_id: Option<&str>,
+    actor_id: Option<&str>,
+    action: &str,
+    outcome: &str,
+    request_id: Option<&str>,
+) -> StoreResult<()> {
+    audit::insert(
+        conn,
+        &AuditRow {
+            id: store::new_id(),
+            organisation_id: organisation_id.map(str::to_owned),
+            actor_id: actor_id.map(str::to_owned),
+            actor_role: None,
+            action: action.to_owned(),
+            patient_id: None,
+            target_type: None,
+            target_id: None,
+            outcome: outcome.to_owned(),
+            request_id: request_id.map(str::to_owned),
+            created_at: store::now(),
+        },
+    )
+}

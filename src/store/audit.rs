@@ -1,0 +1,73 @@
+//! The append-only audit trail.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::audit_events;
+use super::{DbConnection, StoreResult};
+
+/// One audit record.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub id: String,
+    pub organisation_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub patient_id: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Appends a record.
+pub fn insert(conn: &mut DbConnection, row: &AuditRow) -> StoreResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Filters for listing.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Newest first, before the cursor id.
+pub fn list(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    filter: &AuditFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    let mut q = audit_events::table
+        .filter(audit_events::organisation_id.eq(organisation_id))
+        .into_boxed();
+    if let Some(v) = &filter.actor_id {
+        q = q.filter(audit_events::actor_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.patient_id {
+        q = q.filter(audit_events::patient_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.action {
+        q = q.filter(audit_events::action.eq(v.clone()));
+    }
+    if let Some(v) = &filter.outcome {
+        q = q.filter(audit_events::outcome.eq(v.clone()));
+    }
+    if let Some(b) = before {
+        q = q.filter(audit_events::id.lt(b.to_owned()));
+    }
+    Ok(q.order(audit_events::id.desc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)?)
+}
