@@ -38,7 +38,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 
 /// The default organisation risk policy, as stored for a new organisation.
 pub fn default_policy_json() -> String {
-    "{}".into()
+    serde_json::to_string(&crate::domain::policy::RiskPolicy::default()).unwrap_or_default()
 }
 
 /// A bound, not yet awaited, server with its workers.

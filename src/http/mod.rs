@@ -2,7 +2,9 @@
 //! Routing, the fallback for unknown routes (404) and wrong methods (405 with `Allow`), and
 //! the extractor error handlers live here too.
 
+pub mod alerts;
 pub mod auth;
+pub mod check_ins;
 pub mod extract;
 pub mod health;
 pub mod invitations;
@@ -10,6 +12,7 @@ pub mod me;
 pub mod organisation;
 pub mod pagination;
 pub mod patients;
+pub mod policy;
 pub mod types;
 pub mod users;
 
@@ -38,8 +41,24 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(invitations::create_invitation)
                 .service(users::list_users)
                 .service(users::update_user)
+                .service(check_ins::put_check_in)
+                .service(check_ins::list_my_check_ins)
+                .service(check_ins::get_my_check_in)
+                .service(check_ins::my_summary)
+                .service(check_ins::sos)
+                .service(patients::caseload)
                 .service(patients::get_patient)
+                .service(patients::patch_patient)
                 .service(patients::put_care_team)
+                .service(check_ins::patient_check_ins)
+                .service(policy::get_patient_policy)
+                .service(policy::put_patient_policy)
+                .service(policy::get_org_policy)
+                .service(policy::put_org_policy)
+                .service(alerts::list_alerts)
+                .service(alerts::get_alert)
+                .service(alerts::acknowledge)
+                .service(alerts::resolve)
                 .service(organisation::audit_events),
         );
 }

@@ -257,6 +257,7 @@ fn enrol_patient(
             risk_overrides: None,
             first_check_in_on: None,
             last_check_in_on: None,
+            last_use_on: None,
             missed_check_due_at: None,
             created_at: now,
         },
@@ -268,6 +269,14 @@ fn enrol_patient(
             changed_by: Some(inv.created_by.clone()),
             created_at: now,
         },
+    )?;
+    // Silence is a signal from the first day: schedule the missed-check-in review.
+    let org = accounts::find_organisation(conn, &user.organisation_id)?;
+    let policy = super::check_ins::organisation_policy(&org);
+    patients::set_missed_due(
+        conn,
+        &user.id,
+        super::check_ins::missed_due(&user.timezone, today, &policy),
     )?;
     if let Some(counsellor) = &inv.counsellor_id {
         patients::add_care_team_member(

@@ -3,4 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
 pub mod audit;
+pub mod check_ins;
+pub mod sweep;

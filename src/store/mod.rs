@@ -258,7 +258,9 @@ impl Store {
 }
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
+pub mod check_ins;
 pub mod invitations;
 pub mod patients;
 pub mod sessions;

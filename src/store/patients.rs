@@ -18,6 +18,7 @@ pub struct PatientRow {
     pub risk_overrides: Option<String>,
     pub first_check_in_on: Option<NaiveDate>,
     pub last_check_in_on: Option<NaiveDate>,
+    pub last_use_on: Option<NaiveDate>,
     pub missed_check_due_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
 }
@@ -195,4 +196,72 @@ pub fn ids_for_counsellor(
         .filter(care_team_members::counsellor_id.eq(counsellor_id))
         .select(care_team_members::patient_id)
         .load(conn)?)
+}
+
+/// Patients of an organisation with their user rows, optionally only these ids.
+pub fn list_with_users(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    only: Option<Vec<String>>,
+) -> StoreResult<Vec<(PatientRow, super::accounts::UserRow)>> {
+    let mut q = patients::table
+        .inner_join(users::table)
+        .filter(patients::organisation_id.eq(organisation_id.to_owned()))
+        .into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(patients::user_id.eq_any(ids));
+    }
+    Ok(q.select((
+        PatientRow::as_select(),
+        super::accounts::UserRow::as_select(),
+    ))
+    .load(conn)?)
+}
+
+/// Patients whose missed-check-in review is due, oldest first.
+pub fn due_for_missed_check(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> StoreResult<Vec<String>> {
+    Ok(patients::table
+        .filter(patients::missed_check_due_at.le(now))
+        .order(patients::missed_check_due_at.asc())
+        .limit(limit)
+        .select(patients::user_id)
+        .load(conn)?)
+}
+
+/// Sets when the sweep should next look at a patient.
+pub fn set_missed_due(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    due: Option<NaiveDateTime>,
+) -> StoreResult<()> {
+    diesel::update(patients::table.find(patient_id))
+        .set(patients::missed_check_due_at.eq(due))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Claims a due patient for review: on PostgreSQL the row is locked (skipping rows another
+/// process holds), so several processes never review one patient at once; SQLite has a
+/// single writer and needs no lock.
+pub fn lock_due(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<Option<PatientRow>> {
+    let q = patients::table
+        .filter(patients::user_id.eq(patient_id.to_owned()))
+        .filter(patients::missed_check_due_at.le(now));
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(PatientRow::as_select())
+            .for_update()
+            .skip_locked()
+            .first(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).first(lite).optional()?,
+    })
 }

@@ -37,6 +37,7 @@ diesel::table! {
         risk_overrides -> Nullable<Text>,
         first_check_in_on -> Nullable<Date>,
         last_check_in_on -> Nullable<Date>,
+        last_use_on -> Nullable<Date>,
         missed_check_due_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
     }

@@ -30,6 +30,7 @@ CREATE TABLE patients (
     risk_overrides TEXT,
     first_check_in_on DATE,
     last_check_in_on DATE,
+    last_use_on DATE,
     missed_check_due_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL
 );

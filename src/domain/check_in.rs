@@ -1,0 +1,477 @@
+//! The daily check-in as the phone app sends it, and its validation (SPEC §3).
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::validation::FieldError;
+
+/// What set off cravings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Stress.
+    Stress,
+    /// Conflict with someone.
+    Conflict,
+    /// Loneliness.
+    Loneliness,
+    /// Boredom.
+    Boredom,
+    /// Physical pain.
+    Pain,
+    /// People associated with use.
+    People,
+    /// Places associated with use.
+    Places,
+    /// A celebration.
+    Celebration,
+    /// Withdrawal symptoms.
+    Withdrawal,
+    /// Something else.
+    Other,
+}
+
+/// The 16 items of the Subjective Opiate Withdrawal Scale, each 0 (not at all) to 4
+/// (extremely).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sows {
+    /// I feel anxious (0–4).
+    pub anxious: Option<i64>,
+    /// I feel like yawning (0–4).
+    pub yawning: Option<i64>,
+    /// I am perspiring (0–4).
+    pub perspiring: Option<i64>,
+    /// My eyes are tearing (0–4).
+    pub eyes_tearing: Option<i64>,
+    /// My nose is running (0–4).
+    pub nose_running: Option<i64>,
+    /// I have goosebumps (0–4).
+    pub goosebumps: Option<i64>,
+    /// I am shaking (0–4).
+    pub shaking: Option<i64>,
+    /// I have hot flushes (0–4).
+    pub hot_flushes: Option<i64>,
+    /// I have cold flushes (0–4).
+    pub cold_flushes: Option<i64>,
+    /// My bones and muscles ache (0–4).
+    pub bones_aching: Option<i64>,
+    /// I feel restless (0–4).
+    pub restless: Option<i64>,
+    /// I feel nauseous (0–4).
+    pub nauseous: Option<i64>,
+    /// I feel like vomiting (0–4).
+    pub vomiting: Option<i64>,
+    /// My muscles twitch (0–4).
+    pub muscles_twitching: Option<i64>,
+    /// I have stomach cramps (0–4).
+    pub stomach_cramps: Option<i64>,
+    /// I feel like using now (0–4).
+    pub feel_like_using: Option<i64>,
+}
+
+impl Sows {
+    fn items(&self) -> [(&'static str, Option<i64>); 16] {
+        [
+            ("anxious", self.anxious),
+            ("yawning", self.yawning),
+            ("perspiring", self.perspiring),
+            ("eyes_tearing", self.eyes_tearing),
+            ("nose_running", self.nose_running),
+            ("goosebumps", self.goosebumps),
+            ("shaking", self.shaking),
+            ("hot_flushes", self.hot_flushes),
+            ("cold_flushes", self.cold_flushes),
+            ("bones_aching", self.bones_aching),
+            ("restless", self.restless),
+            ("nauseous", self.nauseous),
+            ("vomiting", self.vomiting),
+            ("muscles_twitching", self.muscles_twitching),
+            ("stomach_cramps", self.stomach_cramps),
+            ("feel_like_using", self.feel_like_using),
+        ]
+    }
+}
+
+/// The body of `PUT /v1/me/check-ins/{date}`. Unknown fields are refused: a typo in a health
+/// record must not vanish.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInInput {
+    /// Required. Strongest urge to use today, 0 (none) to 10 (overwhelming).
+    pub craving: Option<i64>,
+    /// Required. Mood, 0 (very low) to 10 (very good).
+    pub mood: Option<i64>,
+    /// Required. Minutes of physical activity today, 0–1440.
+    pub exercise_minutes: Option<i64>,
+    /// Required. Meals eaten today, 0–10.
+    pub meals: Option<i64>,
+    /// Required. Any use of opioids or other non-prescribed drugs since the last check-in.
+    pub used_substance: Option<bool>,
+    /// What was used (at most 10, each at most 40 characters); only with `used_substance`.
+    pub substances: Option<Vec<String>>,
+    /// Last night's sleep in hours, 0–24 (kept to one decimal).
+    pub sleep_hours: Option<f64>,
+    /// Anxiety, 0–10.
+    pub anxiety: Option<i64>,
+    /// Irritability (the A of HALT), 0–10.
+    pub irritability: Option<i64>,
+    /// Loneliness (the L of HALT), 0–10.
+    pub loneliness: Option<i64>,
+    /// What set off cravings.
+    pub triggers: Option<Vec<Trigger>>,
+    /// Medication for opioid use disorder taken as prescribed; null when not prescribed.
+    pub took_medication: Option<bool>,
+    /// Went to a support group, NA meeting or therapy session.
+    pub attended_support: Option<bool>,
+    /// Subjective Opiate Withdrawal Scale (all 16 items, each 0–4), for the detox phase.
+    pub withdrawal: Option<Sows>,
+    /// Thoughts of harming or killing themselves.
+    pub self_harm_thoughts: Option<bool>,
+    /// Free text for the counsellor, at most 2000 characters.
+    pub note: Option<String>,
+    /// When the patient answered on the device (RFC 3339).
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+/// A check-in whose every value is in range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidCheckIn {
+    /// 0–10.
+    pub craving: i32,
+    /// 0–10.
+    pub mood: i32,
+    /// 0–1440.
+    pub exercise_minutes: i32,
+    /// 0–10.
+    pub meals: i32,
+    /// Any use.
+    pub used_substance: bool,
+    /// What was used.
+    pub substances: Vec<String>,
+    /// Hours, one decimal.
+    pub sleep_hours: Option<f64>,
+    /// 0–10.
+    pub anxiety: Option<i32>,
+    /// 0–10.
+    pub irritability: Option<i32>,
+    /// 0–10.
+    pub loneliness: Option<i32>,
+    /// Distinct triggers.
+    pub triggers: Vec<Trigger>,
+    /// MOUD taken.
+    pub took_medication: Option<bool>,
+    /// Support attended.
+    pub attended_support: Option<bool>,
+    /// The SOWS items by key.
+    pub withdrawal: Option<std::collections::BTreeMap<String, i32>>,
+    /// SOWS total, 0–64.
+    pub withdrawal_score: Option<i32>,
+    /// Self-harm thoughts.
+    pub self_harm_thoughts: Option<bool>,
+    /// Note.
+    pub note: Option<String>,
+    /// Device time.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+fn range(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    v: Option<i64>,
+    min: i64,
+    max: i64,
+    required: bool,
+) -> Option<i32> {
+    match v {
+        None if required => {
+            errors.push(FieldError::new(field, "is required"));
+            None
+        }
+        None => None,
+        Some(x) if x < min || x > max => {
+            errors.push(FieldError::new(
+                field,
+                format!("must be from {min} to {max}"),
+            ));
+            None
+        }
+        Some(x) => i32::try_from(x).ok(),
+    }
+}
+
+impl CheckInInput {
+    /// Validates every field, reporting all errors at once.
+    pub fn validate(self) -> Result<ValidCheckIn, Vec<FieldError>> {
+        let mut e = Vec::new();
+        let craving = range(&mut e, "craving", self.craving, 0, 10, true);
+        let mood = range(&mut e, "mood", self.mood, 0, 10, true);
+        let exercise = range(
+            &mut e,
+            "exercise_minutes",
+            self.exercise_minutes,
+            0,
+            1440,
+            true,
+        );
+        let meals = range(&mut e, "meals", self.meals, 0, 10, true);
+        if self.used_substance.is_none() {
+            e.push(FieldError::new("used_substance", "is required"));
+        }
+        let used = self.used_substance.unwrap_or(false);
+        let anxiety = range(&mut e, "anxiety", self.anxiety, 0, 10, false);
+        let irritability = range(&mut e, "irritability", self.irritability, 0, 10, false);
+        let loneliness = range(&mut e, "loneliness", self.loneliness, 0, 10, false);
+
+        let mut substances = Vec::new();
+        if let Some(list) = self.substances {
+            if !list.is_empty() && !used {
+                e.push(FieldError::new(
+                    "substances",
+                    "is only meaningful when used_substance is true",
+                ));
+            }
+            if list.len() > 10 {
+                e.push(FieldError::new("substances", "must have at most 10 items"));
+            }
+            for (i, s) in list.iter().enumerate() {
+                let t = s.trim();
+                if t.is_empty() || t.chars().count() > 40 {
+                    e.push(FieldError::new(
+                        format!("substances[{i}]"),
+                        "must be 1 to 40 characters",
+                    ));
+                } else {
+                    substances.push(t.to_owned());
+                }
+            }
+        }
+
+        let sleep_hours = match self.sleep_hours {
+            Some(h) if !h.is_finite() || !(0.0..=24.0).contains(&h) => {
+                e.push(FieldError::new("sleep_hours", "must be from 0 to 24"));
+                None
+            }
+            Some(h) => Some((h * 10.0).round() / 10.0),
+            None => None,
+        };
+
+        let mut triggers = self.triggers.unwrap_or_default();
+        triggers.sort();
+        triggers.dedup();
+
+        let (withdrawal, withdrawal_score) = match self.withdrawal {
+            None => (None, None),
+            Some(sows) => {
+                let mut map = std::collections::BTreeMap::new();
+                for (key, v) in sows.items() {
+                    if let Some(x) = range(&mut e, &format!("withdrawal.{key}"), v, 0, 4, true) {
+                        map.insert(key.to_owned(), x);
+                    }
+                }
+                if map.len() == 16 {
+                    let total = map.values().sum();
+                    (Some(map), Some(total))
+                } else {
+                    (None, None)
+                }
+            }
+        };
+
+        let note = match self.note {
+            Some(n) if n.chars().count() > 2000 => {
+                e.push(FieldError::new("note", "must be at most 2000 characters"));
+                None
+            }
+            Some(n) if n.trim().is_empty() => None,
+            other => other,
+        };
+
+        match (craving, mood, exercise, meals) {
+            (Some(craving), Some(mood), Some(exercise_minutes), Some(meals)) if e.is_empty() => {
+                Ok(ValidCheckIn {
+                    craving,
+                    mood,
+                    exercise_minutes,
+                    meals,
+                    used_substance: used,
+                    substances,
+                    sleep_hours,
+                    anxiety,
+                    irritability,
+                    loneliness,
+                    triggers,
+                    took_medication: self.took_medication,
+                    attended_support: self.attended_support,
+                    withdrawal,
+                    withdrawal_score,
+                    self_harm_thoughts: self.self_harm_thoughts,
+                    note,
+                    answered_at: self.answered_at,
+                })
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+/// Whether a check-in date is accepted: from 7 days before the patient's local today up to
+/// one day after it (travel across the date line). Returns whether it is late.
+pub fn check_date_window(date: NaiveDate, patient_today: NaiveDate) -> Result<bool, FieldError> {
+    if date < patient_today - TimeDelta::days(7) {
+        return Err(FieldError::new(
+            "date",
+            format!("is more than 7 days before your local today ({patient_today}); check-ins can be sent up to 7 days late"),
+        ));
+    }
+    if date > patient_today + TimeDelta::days(1) {
+        return Err(FieldError::new(
+            "date",
+            format!("is in the future (your local today is {patient_today})"),
+        ));
+    }
+    Ok(date < patient_today)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> CheckInInput {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn base() -> serde_json::Value {
+        json!({"craving": 3, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false})
+    }
+
+    fn fields(r: Result<ValidCheckIn, Vec<FieldError>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_minimal_check_in_is_valid() {
+        let v = parse(base()).validate().unwrap();
+        assert_eq!(v.craving, 3);
+        assert!(!v.used_substance);
+    }
+
+    #[test]
+    fn every_missing_required_field_is_reported() {
+        assert_eq!(
+            fields(parse(json!({})).validate()),
+            vec![
+                "craving",
+                "mood",
+                "exercise_minutes",
+                "meals",
+                "used_substance"
+            ]
+        );
+    }
+
+    #[test]
+    fn range_boundaries() {
+        for (field, ok, bad) in [
+            ("craving", 10, 11),
+            ("mood", 0, -1),
+            ("exercise_minutes", 1440, 1441),
+            ("meals", 10, 11),
+            ("anxiety", 10, 11),
+            ("loneliness", 0, -1),
+        ] {
+            let mut v = base();
+            v[field] = json!(ok);
+            assert!(parse(v.clone()).validate().is_ok(), "{field}={ok}");
+            v[field] = json!(bad);
+            assert_eq!(fields(parse(v).validate()), vec![field], "{field}={bad}");
+        }
+        let mut v = base();
+        v["sleep_hours"] = json!(23.96);
+        assert_eq!(parse(v.clone()).validate().unwrap().sleep_hours, Some(24.0));
+        v["sleep_hours"] = json!(24.1);
+        assert_eq!(fields(parse(v).validate()), vec!["sleep_hours"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut v = base();
+        v["cravings"] = json!(3);
+        assert!(serde_json::from_value::<CheckInInput>(v).is_err());
+        let mut v = base();
+        v["withdrawal"] = json!({"yawnin": 1});
+        assert!(serde_json::from_value::<CheckInInput>(v).is_err());
+    }
+
+    #[test]
+    fn sows_needs_all_items_in_range_and_is_totalled() {
+        let keys = [
+            "anxious",
+            "yawning",
+            "perspiring",
+            "eyes_tearing",
+            "nose_running",
+            "goosebumps",
+            "shaking",
+            "hot_flushes",
+            "cold_flushes",
+            "bones_aching",
+            "restless",
+            "nauseous",
+            "vomiting",
+            "muscles_twitching",
+            "stomach_cramps",
+            "feel_like_using",
+        ];
+        let mut w = serde_json::Map::new();
+        for k in keys {
+            w.insert(k.into(), json!(2));
+        }
+        let mut v = base();
+        v["withdrawal"] = json!(w.clone());
+        assert_eq!(
+            parse(v.clone()).validate().unwrap().withdrawal_score,
+            Some(32)
+        );
+        w.insert("shaking".into(), json!(5));
+        w.remove("yawning");
+        v["withdrawal"] = json!(w);
+        assert_eq!(
+            fields(parse(v).validate()),
+            vec!["withdrawal.yawning", "withdrawal.shaking"]
+        );
+    }
+
+    #[test]
+    fn substances_only_with_use_and_bounded() {
+        let mut v = base();
+        v["substances"] = json!(["heroin"]);
+        assert_eq!(fields(parse(v.clone()).validate()), vec!["substances"]);
+        v["used_substance"] = json!(true);
+        assert!(parse(v.clone()).validate().is_ok());
+        v["substances"] = json!(["x".repeat(41)]);
+        assert_eq!(fields(parse(v).validate()), vec!["substances[0]"]);
+    }
+
+    #[test]
+    fn date_window() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        assert_eq!(check_date_window(today, today), Ok(false));
+        assert_eq!(
+            check_date_window(today - TimeDelta::days(7), today),
+            Ok(true)
+        );
+        assert!(check_date_window(today - TimeDelta::days(8), today).is_err());
+        assert_eq!(
+            check_date_window(today + TimeDelta::days(1), today),
+            Ok(false)
+        );
+        assert!(check_date_window(today + TimeDelta::days(2), today).is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! The counsellor's alert inbox: list, read, acknowledge, resolve.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Json, Query};
+use super::pagination::{Page, PageParams};
+use super::types::utc;
+use crate::auth::{policy, Caller, Role};
+use crate::error::{ApiError, Problem};
+use crate::service::{alerts as alert_service, audit};
+use crate::state::AppState;
+use crate::store::alerts::{self, AlertFilter, AlertRow, Scope};
+use crate::store::DbConnection;
+
+/// An alert: what fired, why, and what the care team did about it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Alert {
+    /// Alert id.
+    pub id: String,
+    /// The patient it concerns.
+    pub patient_id: String,
+    /// The rule that fired, e.g. `craving_high`, `sos`, `missed_check_ins`.
+    pub rule: String,
+    /// `info`, `warning`, `high` or `critical`.
+    pub severity: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    /// A short headline.
+    pub title: String,
+    /// Why it fired, for a person to read.
+    pub explanation: String,
+    /// The dates and values that made it fire.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    /// The check-in date that (last) raised it.
+    pub check_in_date: Option<NaiveDate>,
+    /// How many times the finding was seen while unresolved.
+    pub occurrences: i32,
+    /// When it was raised.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was escalated for going unacknowledged, if it was.
+    pub escalated_at: Option<DateTime<Utc>>,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// `contacted`, `no_contact`, `false_alarm`, `emergency_services` or `other`.
+    pub outcome: Option<String>,
+    /// The resolver's note.
+    pub note: Option<String>,
+}
+
+impl From<AlertRow> for Alert {
+    fn from(a: AlertRow) -> Self {
+        Self {
+            id: a.id,
+            patient_id: a.patient_id,
+            rule: a.rule,
+            severity: a.severity,
+            status: a.status,
+            title: a.title,
+            explanation: a.explanation,
+            evidence: serde_json::from_str(&a.evidence).unwrap_or(serde_json::Value::Null),
+            check_in_date: a.check_in_date,
+            occurrences: a.occurrences,
+            created_at: utc(a.created_at),
+            updated_at: utc(a.updated_at),
+            escalated_at: a.escalated_at.map(utc),
+            acknowledged_at: a.acknowledged_at.map(utc),
+            acknowledged_by: a.acknowledged_by,
+            resolved_at: a.resolved_at.map(utc),
+            resolved_by: a.resolved_by,
+            outcome: a.outcome,
+            note: a.note,
+        }
+    }
+}
+
+/// Inbox filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: Option<String>,
+    /// `info`, `warning`, `high` or `critical`.
+    pub severity: Option<String>,
+    /// Only this patient's alerts.
+    pub patient_id: Option<String>,
+    /// Items per page, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A resolution.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `contacted`, `no_contact`, `false_alarm`, `emergency_services` or `other`.
+    pub outcome: String,
+    /// What was done (1–2000 characters); kept in the record.
+    pub note: String,
+}
+
+/// Loads an alert the caller may read (through the patient's reach).
+pub fn reachable_alert(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<AlertRow, ApiError> {
+    let alert = alerts::find(conn, id)?.ok_or(ApiError::NotFound)?;
+    policy::reachable_patient(conn, caller, &alert.patient_id)?;
+    Ok(alert)
+}
+
+fn bad_query(field: &str, message: &str) -> ApiError {
+    ApiError::BadQuery(vec![crate::domain::validation::FieldError::new(
+        field, message,
+    )])
+}
+
+/// The alert inbox, newest first: a counsellor sees their care teams' patients, an admin the
+/// organisation's.
+#[utoipa::path(
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "A page of alerts", body = Page<Alert>),
+        (status = 400, description = "Bad query parameter", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+    )
+)]
+#[get("/alerts")]
+pub async fn list_alerts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    q: Query<AlertQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let q = q.0;
+    if let Some(s) = &q.status {
+        if !["open", "acknowledged", "resolved"].contains(&s.as_str()) {
+            return Err(bad_query(
+                "status",
+                "must be open, acknowledged or resolved",
+            ));
+        }
+    }
+    if let Some(s) = &q.severity {
+        if crate::domain::policy::Severity::parse(s).is_none() {
+            return Err(bad_query(
+                "severity",
+                "must be info, warning, high or critical",
+            ));
+        }
+    }
+    let paging = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = paging.limit()?;
+    let before = paging.position()?;
+    let filter = AlertFilter {
+        status: q.status,
+        severity: q.severity,
+        patient_id: q.patient_id,
+    };
+    let c = caller.clone();
+    let rows = state
+        .store
+        .run(move |conn| -> Result<Vec<AlertRow>, ApiError> {
+            let scope = match c.role {
+                Role::Admin => Scope::Organisation(&c.organisation_id),
+                _ => Scope::Counsellor(&c.organisation_id, &c.user_id),
+            };
+            let rows = alerts::list(conn, scope, &filter, before.as_deref(), limit + 1)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "alert.list",
+                    patient_id: filter.patient_id.as_deref(),
+                    target_type: Some("alert"),
+                    target_id: None,
+                    outcome: "success",
+                },
+            )?;
+            Ok(rows)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| a.id.clone(), Alert::from)))
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: &'static str,
+    f: impl FnOnce(
+            &mut DbConnection,
+            &crate::config::Settings,
+            &Caller,
+            AlertRow,
+        ) -> Result<AlertRow, ApiError>
+        + Send
+        + 'static,
+) -> Result<Alert, ApiError> {
+    let c = caller.clone();
+    let settings = state.settings.clone();
+    let result = state
+        .store
+        .transaction(move |conn| -> Result<AlertRow, ApiError> {
+            let alert = reachable_alert(conn, &c, &id)?;
+            let patient_id = alert.patient_id.clone();
+            let alert = f(conn, &settings, &c, alert)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action,
+                    patient_id: Some(&patient_id),
+                    target_type: Some("alert"),
+                    target_id: Some(&id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(alert)
+        })
+        .await;
+    super::audit_denial(state, caller, action, result)
+        .await
+        .map(Alert::from)
+}
+
+/// One alert.
+#[utoipa::path(
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert", body = Alert),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such alert within your reach", body = Problem),
+    )
+)]
+#[get("/alerts/{id}")]
+pub async fn get_alert(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let a = act(
+        &state,
+        &caller,
+        path.into_inner(),
+        "alert.read",
+        |_, _, _, a| Ok(a),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Acknowledge an alert: someone is on it. Stops its escalation clock.
+#[utoipa::path(
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The acknowledged alert", body = Alert),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such alert within your reach", body = Problem),
+        (status = 409, description = "The alert is already resolved", body = Problem),
+    )
+)]
+#[post("/alerts/{id}/acknowledge")]
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let a = act(
+        &state,
+        &caller,
+        path.into_inner(),
+        "alert.acknowledge",
+        alert_service::acknowledge,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Resolve an alert with an outcome and a note. The next finding of the same rule opens a new
+/// alert.
+#[utoipa::path(
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Alert id")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "The resolved alert", body = Alert),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such alert within your reach", body = Problem),
+        (status = 409, description = "The alert is already resolved", body = Problem),
+        (status = 422, description = "Invalid outcome or note", body = Problem),
+    )
+)]
+#[post("/alerts/{id}/resolve")]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Json<ResolveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let b = body.0;
+    let mut errors = Vec::new();
+    if !alert_service::OUTCOMES.contains(&b.outcome.as_str()) {
+        errors.push(crate::domain::validation::FieldError::new(
+            "outcome",
+            "must be contacted, no_contact, false_alarm, emergency_services or other",
+        ));
+    }
+    let note = b.note.trim().to_owned();
+    if note.is_empty() || note.chars().count() > 2000 {
+        errors.push(crate::domain::validation::FieldError::new(
+            "note",
+            "must be 1 to 2000 characters",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let outcome = b.outcome;
+    let a = act(
+        &state,
+        &caller,
+        path.into_inner(),
+        "alert.resolve",
+        move |conn, s, c, a| alert_service::resolve(conn, s, c, a, outcome, note),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(a))
+}

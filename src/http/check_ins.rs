@@ -1,0 +1,547 @@
+//! The patient's daily check-in, history, summary and SOS; and a patient's check-ins as the
+//! care team sees them.
+
+use actix_web::{get, post, put, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Json, Query};
+use super::pagination::{Page, PageParams};
+use super::types::utc;
+use crate::auth::{policy, Caller, Role};
+use crate::domain::check_in::{CheckInInput, Trigger};
+use crate::domain::risk::{self, CrisisResource, SupportMessage};
+use crate::domain::validation::FieldError;
+use crate::error::{ApiError, Problem};
+use crate::service::audit;
+use crate::service::check_ins::{self as service, local_today};
+use crate::state::AppState;
+use crate::store::check_ins::{self as store, CheckInRow};
+use crate::store::{patients, DbConnection};
+
+/// A stored check-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckIn {
+    /// The patient's local date.
+    pub date: NaiveDate,
+    /// Strongest urge to use, 0–10.
+    pub craving: i32,
+    /// Mood, 0–10.
+    pub mood: i32,
+    /// Minutes of exercise.
+    pub exercise_minutes: i32,
+    /// Meals eaten.
+    pub meals: i32,
+    /// Any use since the last check-in.
+    pub used_substance: bool,
+    /// What was used.
+    pub substances: Vec<String>,
+    /// Hours slept.
+    pub sleep_hours: Option<f64>,
+    /// Anxiety, 0–10.
+    pub anxiety: Option<i32>,
+    /// Irritability, 0–10.
+    pub irritability: Option<i32>,
+    /// Loneliness, 0–10.
+    pub loneliness: Option<i32>,
+    /// What set off cravings.
+    pub triggers: Vec<Trigger>,
+    /// Medication taken as prescribed (null: not prescribed).
+    pub took_medication: Option<bool>,
+    /// Went to a support meeting.
+    pub attended_support: Option<bool>,
+    /// The SOWS items as answered.
+    #[schema(value_type = Option<Object>)]
+    pub withdrawal: Option<serde_json::Value>,
+    /// SOWS total, 0–64.
+    pub withdrawal_score: Option<i32>,
+    /// Thoughts of self-harm.
+    pub self_harm_thoughts: Option<bool>,
+    /// Note for the counsellor.
+    pub note: Option<String>,
+    /// When the patient answered on the device.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the server received this version.
+    pub received_at: DateTime<Utc>,
+    /// When this date's check-in was last replaced.
+    pub updated_at: DateTime<Utc>,
+    /// 1 for the first submission of the date, +1 per correction.
+    pub version: i32,
+    /// Submitted for a date before the patient's local today.
+    pub late: bool,
+}
+
+/// Shapes a stored check-in; `late` is relative to the patient's local today.
+pub fn view(r: CheckInRow, today: NaiveDate) -> CheckIn {
+    CheckIn {
+        late: r.date < today,
+        date: r.date,
+        craving: r.craving,
+        mood: r.mood,
+        exercise_minutes: r.exercise_minutes,
+        meals: r.meals,
+        used_substance: r.used_substance,
+        substances: serde_json::from_str(&r.substances).unwrap_or_default(),
+        sleep_hours: r.sleep_hours,
+        anxiety: r.anxiety,
+        irritability: r.irritability,
+        loneliness: r.loneliness,
+        triggers: serde_json::from_str(&r.triggers).unwrap_or_default(),
+        took_medication: r.took_medication,
+        attended_support: r.attended_support,
+        withdrawal: r
+            .withdrawal
+            .as_deref()
+            .and_then(|w| serde_json::from_str(w).ok()),
+        withdrawal_score: r.withdrawal_score,
+        self_harm_thoughts: r.self_harm_thoughts,
+        note: r.note,
+        answered_at: r.answered_at.map(utc),
+        received_at: utc(r.received_at),
+        updated_at: utc(r.updated_at),
+        version: r.version,
+    }
+}
+
+/// The answer to a check-in: what was stored, and what the patient should see at once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckInResponse {
+    /// The stored check-in.
+    pub check_in: CheckIn,
+    /// Short supportive messages for what the check-in showed.
+    pub support: Vec<SupportMessage>,
+    /// Crisis resources, present when self-harm, SOS or high-risk use was found.
+    pub crisis_resources: Vec<CrisisResource>,
+}
+
+fn parse_date(raw: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ApiError::field("date", "must be a date like 2026-11-22"))
+}
+
+fn require_patient(caller: &Caller) -> Result<(), ApiError> {
+    caller.require(&[Role::Patient])
+}
+
+/// Submit (or correct) the check-in for a local date.
+///
+/// Accepted from 7 days before the patient's local today up to one day after it. A second
+/// submission for the same date replaces the first (200) and bumps `version`.
+#[utoipa::path(
+    tag = "patient",
+    security(("bearer" = [])),
+    params(("date" = String, Path, description = "The patient's local date, YYYY-MM-DD")),
+    request_body = CheckInInput,
+    responses(
+        (status = 201, description = "Stored (first submission for the date)", body = CheckInResponse),
+        (status = 200, description = "Replaced an earlier submission for the date", body = CheckInResponse),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients only", body = Problem),
+        (status = 422, description = "An invalid or unknown field, or a date outside the window", body = Problem),
+    )
+)]
+#[put("/me/check-ins/{date}")]
+pub async fn put_check_in(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Json<CheckInInput>,
+) -> Result<HttpResponse, ApiError> {
+    require_patient(&caller)?;
+    let date = parse_date(&path.into_inner())?;
+    let valid = body.0.validate().map_err(ApiError::Validation)?;
+    let done = service::submit(&state, &caller, date, valid).await?;
+    let today = local_today(&caller.timezone);
+    let body = CheckInResponse {
+        check_in: CheckIn {
+            late: done.late,
+            ..view(done.row, today)
+        },
+        support: done.support,
+        crisis_resources: done.crisis_resources,
+    };
+    Ok(if done.created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+/// A date range and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    /// First date (inclusive).
+    pub from: Option<NaiveDate>,
+    /// Last date (inclusive).
+    pub to: Option<NaiveDate>,
+    /// Items per page, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn page_of(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    timezone: &str,
+    q: &RangeQuery,
+) -> Result<Page<CheckIn>, ApiError> {
+    let paging = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let limit = paging.limit()?;
+    let before = match paging.position()? {
+        Some(p) => Some(p.parse::<NaiveDate>().map_err(|_| {
+            ApiError::BadQuery(vec![FieldError::new(
+                "cursor",
+                "is not a cursor this API gave out",
+            )])
+        })?),
+        None => None,
+    };
+    let today = local_today(timezone);
+    let rows = store::page(conn, patient_id, q.from, q.to, before, limit + 1)?;
+    Ok(Page::from_rows(
+        rows,
+        limit,
+        |r| r.date.to_string(),
+        |r| view(r, today),
+    ))
+}
+
+/// The patient's check-ins, newest first.
+#[utoipa::path(
+    tag = "patient",
+    security(("bearer" = [])),
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "A page of check-ins", body = Page<CheckIn>),
+        (status = 400, description = "Bad query parameter", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients only", body = Problem),
+    )
+)]
+#[get("/me/check-ins")]
+pub async fn list_my_check_ins(
+    state: web::Data<AppState>,
+    caller: Caller,
+    q: Query<RangeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_patient(&caller)?;
+    let q = q.0;
+    let c = caller.clone();
+    let page = state
+        .store
+        .run(move |conn| -> Result<Page<CheckIn>, ApiError> {
+            let page = page_of(conn, &c.user_id, &c.timezone, &q)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "check_in.list",
+                    patient_id: Some(&c.user_id),
+                    target_type: Some("check_in"),
+                    target_id: None,
+                    outcome: "success",
+                },
+            )?;
+            Ok(page)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The patient's check-in for one date.
+#[utoipa::path(
+    tag = "patient",
+    security(("bearer" = [])),
+    params(("date" = String, Path, description = "Local date, YYYY-MM-DD")),
+    responses(
+        (status = 200, description = "The check-in", body = CheckIn),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients only", body = Problem),
+        (status = 404, description = "No check-in for that date", body = Problem),
+        (status = 422, description = "Not a date", body = Problem),
+    )
+)]
+#[get("/me/check-ins/{date}")]
+pub async fn get_my_check_in(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_patient(&caller)?;
+    let date = parse_date(&path.into_inner())?;
+    let c = caller.clone();
+    let row = state
+        .store
+        .run(move |conn| -> Result<CheckInRow, ApiError> {
+            let row = store::find(conn, &c.user_id, date)?.ok_or(ApiError::NotFound)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "check_in.read",
+                    patient_id: Some(&c.user_id),
+                    target_type: Some("check_in"),
+                    target_id: Some(&row.id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view(row, local_today(&caller.timezone))))
+}
+
+/// Averages over the last seven local days.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastSevenDays {
+    /// Check-ins in the last 7 local days (today included).
+    pub check_ins: usize,
+    /// Mean craving, 0–10.
+    pub craving_avg: Option<f64>,
+    /// Mean mood, 0–10.
+    pub mood_avg: Option<f64>,
+    /// Mean hours of sleep, where answered.
+    pub sleep_hours_avg: Option<f64>,
+    /// Total minutes of exercise.
+    pub exercise_minutes_total: i64,
+    /// Days on which use was reported.
+    pub days_used: usize,
+    /// Days a support meeting was attended.
+    pub support_meetings: usize,
+}
+
+/// The patient's progress at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    /// Days of the current abstinent streak (null before any check-in or known last use).
+    pub days_since_last_use: Option<i64>,
+    /// Consecutive local days with a check-in, ending today (or yesterday, if today's is not in yet).
+    pub check_in_streak: i64,
+    /// The patient's local today.
+    pub today: NaiveDate,
+    /// Whether today's check-in is in.
+    pub checked_in_today: bool,
+    /// The last seven days.
+    pub last_7_days: LastSevenDays,
+}
+
+fn avg(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 10.0).round() / 10.0)
+}
+
+/// Computes the summary for a patient on their local `today`.
+pub fn summary(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    today: NaiveDate,
+) -> Result<Summary, ApiError> {
+    let p = patients::find(conn, patient_id)?.ok_or(ApiError::NotFound)?;
+    let ctx = service::context(conn, &p, today + TimeDelta::days(1))?;
+    let days_since_last_use =
+        risk::abstinent_days(today + TimeDelta::days(1), &ctx).map(|d| d.max(0));
+    let recent = store::range(conn, patient_id, today - TimeDelta::days(6), today)?;
+    // The streak is read back in chunks until the first gap.
+    let mut streak = 0i64;
+    let checked_in_today = recent.iter().any(|r| r.date == today);
+    let mut expect = if checked_in_today {
+        today
+    } else {
+        today - TimeDelta::days(1)
+    };
+    'outer: loop {
+        let dates = store::dates_back_from(conn, patient_id, expect, 200)?;
+        if dates.is_empty() {
+            break;
+        }
+        for d in &dates {
+            if *d != expect {
+                break 'outer;
+            }
+            streak += 1;
+            expect -= TimeDelta::days(1);
+        }
+        if dates.len() < 200 {
+            break;
+        }
+    }
+    Ok(Summary {
+        days_since_last_use,
+        check_in_streak: streak,
+        today,
+        checked_in_today,
+        last_7_days: LastSevenDays {
+            check_ins: recent.len(),
+            craving_avg: avg(recent.iter().map(|r| f64::from(r.craving))),
+            mood_avg: avg(recent.iter().map(|r| f64::from(r.mood))),
+            sleep_hours_avg: avg(recent.iter().filter_map(|r| r.sleep_hours)),
+            exercise_minutes_total: recent.iter().map(|r| i64::from(r.exercise_minutes)).sum(),
+            days_used: recent.iter().filter(|r| r.used_substance).count(),
+            support_meetings: recent
+                .iter()
+                .filter(|r| r.attended_support == Some(true))
+                .count(),
+        },
+    })
+}
+
+/// The patient's streaks and recent averages.
+#[utoipa::path(
+    tag = "patient",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Summary", body = Summary),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients only", body = Problem),
+    )
+)]
+#[get("/me/summary")]
+pub async fn my_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    require_patient(&caller)?;
+    let c = caller.clone();
+    let s = state
+        .store
+        .run(move |conn| -> Result<Summary, ApiError> {
+            let s = summary(conn, &c.user_id, local_today(&c.timezone))?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "summary.read",
+                    patient_id: Some(&c.user_id),
+                    target_type: Some("patient"),
+                    target_id: Some(&c.user_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(s)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+/// An SOS press.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SosRequest {
+    /// An optional message for the care team (at most 500 characters).
+    pub message: Option<String>,
+}
+
+/// The answer to an SOS press.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SosResponse {
+    /// The critical alert raised for the care team.
+    pub alert_id: String,
+    /// Where to turn right now.
+    pub crisis_resources: Vec<CrisisResource>,
+}
+
+/// Press SOS: raises a critical alert for the care team at once and returns crisis resources.
+#[utoipa::path(
+    tag = "patient",
+    security(("bearer" = [])),
+    request_body(content = SosRequest, description = "Optional; an empty body is accepted"),
+    responses(
+        (status = 202, description = "The care team is being alerted", body = SosResponse),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients only", body = Problem),
+        (status = 422, description = "Message too long", body = Problem),
+    )
+)]
+#[post("/me/sos")]
+pub async fn sos(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    require_patient(&caller)?;
+    // The button must work even when the app sends no body at all.
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        SosRequest { message: None }
+    } else {
+        let ct = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        super::extract::parse_json::<SosRequest>(&body)?
+    };
+    if input
+        .message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > 500)
+    {
+        return Err(ApiError::field("message", "must be at most 500 characters"));
+    }
+    let (alert_id, crisis_resources) = service::sos(&state, &caller, input.message).await?;
+    Ok(HttpResponse::Accepted().json(SosResponse {
+        alert_id,
+        crisis_resources,
+    }))
+}
+
+/// A patient's check-ins, newest first (care team and admins).
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id"), RangeQuery),
+    responses(
+        (status = 200, description = "A page of check-ins", body = Page<CheckIn>),
+        (status = 400, description = "Bad query parameter", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such patient within your reach", body = Problem),
+    )
+)]
+#[get("/patients/{id}/check-ins")]
+pub async fn patient_check_ins(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    q: Query<RangeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let id = path.into_inner();
+    let q = q.0;
+    let c = caller.clone();
+    let result = state
+        .store
+        .run(move |conn| -> Result<Page<CheckIn>, ApiError> {
+            policy::reachable_patient(conn, &c, &id)?;
+            let tz = crate::store::accounts::find_user(conn, &id)?
+                .map(|u| u.timezone)
+                .unwrap_or_default();
+            let page = page_of(conn, &id, &tz, &q)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "check_in.list",
+                    patient_id: Some(&id),
+                    target_type: Some("check_in"),
+                    target_id: None,
+                    outcome: "success",
+                },
+            )?;
+            Ok(page)
+        })
+        .await;
+    let page = super::audit_denial(&state, &caller, "check_in.list", result).await?;
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,203 @@
+//! Risk policies: the organisation's default and each patient's overrides.
+
+use actix_web::{get, put, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::Json;
+use crate::auth::{policy, Caller, Role};
+use crate::domain::policy::{PolicyOverrides, RiskPolicy};
+use crate::error::{ApiError, Problem};
+use crate::service::audit;
+use crate::service::check_ins::{organisation_policy, patient_overrides};
+use crate::state::AppState;
+use crate::store::{accounts, patients};
+
+/// A patient's policy: the overrides a counsellor set, and the result in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientPolicy {
+    /// The per-patient overrides (same shape as a policy, any subset of fields).
+    pub overrides: PolicyOverrides,
+    /// The organisation policy with the overrides merged over it: what the engine uses.
+    pub effective: RiskPolicy,
+}
+
+/// The organisation's default risk policy (admins; counsellors may read it).
+#[utoipa::path(
+    tag = "organisation",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The policy", body = RiskPolicy),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Staff only", body = Problem),
+    )
+)]
+#[get("/organisation/risk-policy")]
+pub async fn get_org_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let org = caller.organisation_id.clone();
+    let p = state
+        .store
+        .run(move |conn| -> Result<RiskPolicy, ApiError> {
+            Ok(organisation_policy(&accounts::find_organisation(
+                conn, &org,
+            )?))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// Replace the organisation's default risk policy (admins only). It must be complete; an
+/// unknown rule or field, a threshold out of range, or `self_harm`/`sos` disabled is a 422
+/// naming the field.
+#[utoipa::path(
+    tag = "organisation",
+    security(("bearer" = [])),
+    request_body = RiskPolicy,
+    responses(
+        (status = 200, description = "The stored policy", body = RiskPolicy),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Admins only", body = Problem),
+        (status = 422, description = "Invalid policy", body = Problem),
+    )
+)]
+#[put("/organisation/risk-policy")]
+pub async fn put_org_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<RiskPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let p = body.0;
+    p.validate().map_err(ApiError::Validation)?;
+    let json = serde_json::to_string(&p).map_err(ApiError::internal)?;
+    let c = caller.clone();
+    state
+        .store
+        .transaction(move |conn| -> Result<(), ApiError> {
+            accounts::set_organisation_policy(conn, &c.organisation_id, &json)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "risk_policy.write",
+                    patient_id: None,
+                    target_type: Some("organisation"),
+                    target_id: Some(&c.organisation_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// A patient's risk-policy overrides and the effective policy (care team and admins).
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id")),
+    responses(
+        (status = 200, description = "The patient's policy", body = PatientPolicy),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such patient within your reach", body = Problem),
+    )
+)]
+#[get("/patients/{id}/risk-policy")]
+pub async fn get_patient_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let id = path.into_inner();
+    let c = caller.clone();
+    let result = state
+        .store
+        .run(move |conn| -> Result<PatientPolicy, ApiError> {
+            let p = policy::reachable_patient(conn, &c, &id)?;
+            let org = accounts::find_organisation(conn, &p.organisation_id)?;
+            let overrides = patient_overrides(&p);
+            let effective = organisation_policy(&org).merged(&overrides);
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "risk_policy.read",
+                    patient_id: Some(&id),
+                    target_type: Some("patient"),
+                    target_id: Some(&id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(PatientPolicy {
+                overrides,
+                effective,
+            })
+        })
+        .await;
+    Ok(HttpResponse::Ok()
+        .json(super::audit_denial(&state, &caller, "risk_policy.read", result).await?))
+}
+
+/// Set a patient's risk-policy overrides (care team and admins). The body has the policy's
+/// shape with any subset of fields and replaces the previous overrides; `{}` clears them.
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id")),
+    request_body = PolicyOverrides,
+    responses(
+        (status = 200, description = "The patient's policy", body = PatientPolicy),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such patient within your reach", body = Problem),
+        (status = 422, description = "Invalid overrides", body = Problem),
+    )
+)]
+#[put("/patients/{id}/risk-policy")]
+pub async fn put_patient_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Json<PolicyOverrides>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let id = path.into_inner();
+    let overrides = body.0;
+    let c = caller.clone();
+    let result = state
+        .store
+        .transaction(move |conn| -> Result<PatientPolicy, ApiError> {
+            let p = policy::reachable_patient(conn, &c, &id)?;
+            let org = accounts::find_organisation(conn, &p.organisation_id)?;
+            let effective = organisation_policy(&org).merged(&overrides);
+            effective.validate().map_err(ApiError::Validation)?;
+            let empty = overrides == PolicyOverrides::default();
+            let json = serde_json::to_string(&overrides).map_err(ApiError::internal)?;
+            patients::set_overrides(conn, &id, (!empty).then_some(json.as_str()))?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "risk_policy.write",
+                    patient_id: Some(&id),
+                    target_type: Some("patient"),
+                    target_id: Some(&id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(PatientPolicy {
+                overrides,
+                effective,
+            })
+        })
+        .await;
+    Ok(HttpResponse::Ok()
+        .json(super::audit_denial(&state, &caller, "risk_policy.write", result).await?))
+}

@@ -1,0 +1,332 @@
+//! A patient's daily check-in, evaluated by the risk engine; and the SOS button.
+//!
+//! One transaction per action: the check-in, the alerts it raises or updates, their pending
+//! deliveries and the audit record commit together or not at all.
+
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
+
+use crate::auth::Caller;
+use crate::domain::check_in::{check_date_window, ValidCheckIn};
+use crate::domain::policy::{Phase, PolicyOverrides, RiskPolicy};
+use crate::domain::risk::{
+    self, CrisisResource, DayRecord, Finding, PatientContext, PhaseSpan, SupportMessage,
+};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::accounts::OrganisationRow;
+use crate::store::check_ins::{self, CheckInRow};
+use crate::store::patients::{self, PatientRow};
+use crate::store::{self, accounts, DbConnection};
+
+use super::alerts::{self as alert_service, Raised};
+use super::audit;
+
+/// The patient's timezone, defaulting to UTC for a name that no longer parses.
+pub fn tz(name: &str) -> chrono_tz::Tz {
+    name.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// The patient's local date now.
+pub fn local_today(timezone: &str) -> NaiveDate {
+    chrono::Utc::now().with_timezone(&tz(timezone)).date_naive()
+}
+
+/// UTC instant of local midnight starting `date` in `timezone` (the earliest valid instant on
+/// days whose midnight a DST change skips).
+pub fn local_midnight_utc(timezone: &str, date: NaiveDate) -> NaiveDateTime {
+    let zone = tz(timezone);
+    let mut t = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..4 {
+        if let Some(dt) = zone.from_local_datetime(&t).earliest() {
+            return dt.naive_utc();
+        }
+        t += TimeDelta::minutes(30);
+    }
+    date.and_hms_opt(0, 0, 0).unwrap_or_default()
+}
+
+/// The organisation's default policy.
+pub fn organisation_policy(org: &OrganisationRow) -> RiskPolicy {
+    serde_json::from_str(&org.risk_policy).unwrap_or_default()
+}
+
+/// The patient's overrides.
+pub fn patient_overrides(p: &PatientRow) -> PolicyOverrides {
+    p.risk_overrides
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// The effective policy for a patient.
+pub fn effective_policy(conn: &mut DbConnection, p: &PatientRow) -> Result<RiskPolicy, ApiError> {
+    let org = accounts::find_organisation(conn, &p.organisation_id)?;
+    Ok(organisation_policy(&org).merged(&patient_overrides(p)))
+}
+
+/// Crisis resources: the organisation's own list, or the defaults.
+pub fn crisis_resources(org: &OrganisationRow) -> Vec<CrisisResource> {
+    org.crisis_resources
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(risk::default_crisis_resources)
+}
+
+/// The engine's view of a stored check-in.
+pub fn day_record(r: &CheckInRow) -> DayRecord {
+    DayRecord {
+        date: r.date,
+        craving: r.craving,
+        mood: r.mood,
+        exercise_minutes: r.exercise_minutes,
+        meals: r.meals,
+        used_substance: r.used_substance,
+        sleep_hours: r.sleep_hours,
+        anxiety: r.anxiety,
+        irritability: r.irritability,
+        loneliness: r.loneliness,
+        took_medication: r.took_medication,
+        attended_support: r.attended_support,
+        withdrawal_score: r.withdrawal_score,
+        self_harm_thoughts: r.self_harm_thoughts,
+    }
+}
+
+/// The patient context the engine needs on `date`, from index-served queries.
+pub fn context(
+    conn: &mut DbConnection,
+    p: &PatientRow,
+    date: NaiveDate,
+) -> Result<PatientContext, ApiError> {
+    let history = patients::phase_history(conn, &p.user_id)?;
+    let phase_history = history
+        .iter()
+        .filter_map(|h| {
+            Phase::parse(&h.phase).map(|phase| PhaseSpan {
+                phase,
+                started_on: h.started_on,
+            })
+        })
+        .collect();
+    let last_use = check_ins::last_use_before(conn, &p.user_id, date)?;
+    let last_use_before = match (last_use, p.enrolment_last_use_on) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b.filter(|d| *d < date)),
+    };
+    let first = check_ins::first_date(conn, &p.user_id)?;
+    let streak_origin = match (first, p.enrolment_last_use_on) {
+        (Some(f), Some(e)) => Some(f.min(e + TimeDelta::days(1))),
+        (Some(f), None) => Some(f),
+        (None, Some(e)) => Some(e + TimeDelta::days(1)),
+        (None, None) => None,
+    };
+    Ok(PatientContext {
+        phase_history,
+        last_use_before,
+        streak_origin,
+    })
+}
+
+/// When the sweep should next look at this patient for missed check-ins.
+pub fn missed_due(timezone: &str, last: NaiveDate, policy: &RiskPolicy) -> Option<NaiveDateTime> {
+    risk::next_missed_check_in_due(last, policy).map(|d| local_midnight_utc(timezone, d))
+}
+
+/// The stored form of a validated check-in.
+pub fn new_row(
+    v: ValidCheckIn,
+    patient_id: String,
+    date: NaiveDate,
+    now: NaiveDateTime,
+) -> CheckInRow {
+    CheckInRow {
+        id: store::new_id(),
+        patient_id,
+        date,
+        craving: v.craving,
+        mood: v.mood,
+        exercise_minutes: v.exercise_minutes,
+        meals: v.meals,
+        used_substance: v.used_substance,
+        substances: serde_json::to_string(&v.substances).unwrap_or_else(|_| "[]".into()),
+        sleep_hours: v.sleep_hours,
+        anxiety: v.anxiety,
+        irritability: v.irritability,
+        loneliness: v.loneliness,
+        triggers: serde_json::to_string(&v.triggers).unwrap_or_else(|_| "[]".into()),
+        took_medication: v.took_medication,
+        attended_support: v.attended_support,
+        withdrawal: v
+            .withdrawal
+            .as_ref()
+            .and_then(|w| serde_json::to_string(w).ok()),
+        withdrawal_score: v.withdrawal_score,
+        self_harm_thoughts: v.self_harm_thoughts,
+        note: v.note,
+        answered_at: v.answered_at.map(|t| t.naive_utc()),
+        received_at: now,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// What a check-in submission returns.
+pub struct Submitted {
+    /// The stored check-in.
+    pub row: CheckInRow,
+    /// Whether it was new (201) or replaced one (200).
+    pub created: bool,
+    /// Whether the date is before the patient's local today.
+    pub late: bool,
+    /// Supportive messages for what fired.
+    pub support: Vec<SupportMessage>,
+    /// Crisis resources, when what fired calls for them.
+    pub crisis_resources: Vec<CrisisResource>,
+}
+
+/// Stores a check-in, evaluates it, raises alerts, queues deliveries and audits, at once.
+pub async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+    input: ValidCheckIn,
+) -> Result<Submitted, ApiError> {
+    let caller = caller.clone();
+    let settings = state.settings.clone();
+    state
+        .store
+        .transaction(move |conn| -> Result<Submitted, ApiError> {
+            let now = store::now();
+            let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            let today = local_today(&caller.timezone);
+            let late = check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
+            let org = accounts::find_organisation(conn, &patient.organisation_id)?;
+            let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
+
+            let row = new_row(input, caller.user_id.clone(), date, now);
+            let (row, created) = check_ins::upsert(conn, row)?;
+
+            let window = policy.history_window_days();
+            let history: Vec<DayRecord> = check_ins::range(
+                conn,
+                &patient.user_id,
+                date - TimeDelta::days(window),
+                date - TimeDelta::days(1),
+            )?
+            .iter()
+            .map(day_record)
+            .collect();
+            let ctx = context(conn, &patient, date)?;
+            let findings = risk::evaluate_check_in(&day_record(&row), &history, &ctx, &policy);
+
+            let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
+            let last = patient.last_check_in_on.map_or(date, |l| l.max(date));
+            let last_use = check_ins::last_use_before(conn, &patient.user_id, NaiveDate::MAX)?;
+            check_ins::update_patient_dates(
+                conn,
+                &patient.user_id,
+                first,
+                Some(last),
+                last_use,
+                missed_due(&caller.timezone, last, &policy),
+            )?;
+
+            raise_all(
+                conn,
+                &settings,
+                &patient,
+                &findings,
+                Some(date),
+                &policy,
+                now,
+            )?;
+            audit::record(
+                conn,
+                &caller,
+                audit::Event {
+                    action: "check_in.write",
+                    patient_id: Some(&caller.user_id),
+                    target_type: Some("check_in"),
+                    target_id: Some(&row.id),
+                    outcome: "success",
+                },
+            )?;
+            let crisis = if risk::needs_crisis_resources(&findings) {
+                crisis_resources(&org)
+            } else {
+                Vec::new()
+            };
+            Ok(Submitted {
+                row,
+                created,
+                late,
+                support: risk::support_messages(&findings),
+                crisis_resources: crisis,
+            })
+        })
+        .await
+}
+
+/// Raises every finding for a patient.
+pub fn raise_all(
+    conn: &mut DbConnection,
+    settings: &crate::config::Settings,
+    patient: &PatientRow,
+    findings: &[Finding],
+    date: Option<NaiveDate>,
+    policy: &RiskPolicy,
+    now: NaiveDateTime,
+) -> Result<Vec<(String, Raised)>, ApiError> {
+    let mut out = Vec::new();
+    for f in findings {
+        let (alert, raised) = alert_service::raise(conn, settings, patient, f, date, policy, now)?;
+        out.push((alert.id, raised));
+    }
+    Ok(out)
+}
+
+/// The patient pressed SOS: a critical alert of its own, delivered at once; crisis resources
+/// come back immediately.
+pub async fn sos(
+    state: &AppState,
+    caller: &Caller,
+    message: Option<String>,
+) -> Result<(String, Vec<CrisisResource>), ApiError> {
+    let caller = caller.clone();
+    let settings = state.settings.clone();
+    state
+        .store
+        .transaction(
+            move |conn| -> Result<(String, Vec<CrisisResource>), ApiError> {
+                let now = store::now();
+                let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+                let org = accounts::find_organisation(conn, &patient.organisation_id)?;
+                let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
+                let finding = risk::sos_finding(message.as_deref());
+                let today = local_today(&caller.timezone);
+                let (alert, _) = alert_service::raise(
+                    conn,
+                    &settings,
+                    &patient,
+                    &finding,
+                    Some(today),
+                    &policy,
+                    now,
+                )?;
+                audit::record(
+                    conn,
+                    &caller,
+                    audit::Event {
+                        action: "sos.write",
+                        patient_id: Some(&caller.user_id),
+                        target_type: Some("alert"),
+                        target_id: Some(&alert.id),
+                        outcome: "success",
+                    },
+                )?;
+                Ok((alert.id, crisis_resources(&org)))
+            },
+        )
+        .await
+}

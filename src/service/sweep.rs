@@ -1,0 +1,121 @@
+//! Background sweeps: missed check-ins and escalation of unacknowledged alerts.
+//!
+//! Each sweep reads only what is due (indexed `*_due_at` columns), so its cost follows the
+//! patients and alerts that need attention, not all of them. Every item is handled in its own
+//! transaction under a row lock (PostgreSQL `FOR UPDATE SKIP LOCKED`), so every process
+//! behind the load balancer can run the sweeps safely.
+
+use std::time::Duration;
+
+use crate::domain::risk::{self, missed_check_ins_finding};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{self, accounts, alerts, patients};
+
+use super::check_ins::{local_midnight_utc, local_today, organisation_policy, patient_overrides};
+
+/// How many due items one pass handles at most; the rest wait for the next pass.
+const BATCH: i64 = 500;
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Missed-check-in findings raised.
+    pub missed_check_ins: usize,
+    /// Alerts escalated.
+    pub escalated: usize,
+}
+
+/// Runs both sweeps once.
+pub async fn run_once(state: &AppState) -> Result<SweepReport, ApiError> {
+    let mut report = SweepReport::default();
+    let now = store::now();
+    let due = state
+        .store
+        .run(move |conn| patients::due_for_missed_check(conn, now, BATCH).map_err(ApiError::from))
+        .await?;
+    for id in due {
+        let settings = state.settings.clone();
+        let raised = state
+            .store
+            .transaction(move |conn| -> Result<bool, ApiError> {
+                let now = store::now();
+                let Some(p) = patients::lock_due(conn, &id, now)? else {
+                    return Ok(false);
+                };
+                let Some(user) = accounts::find_user(conn, &id)? else {
+                    return Ok(false);
+                };
+                let org = accounts::find_organisation(conn, &p.organisation_id)?;
+                let policy = organisation_policy(&org).merged(&patient_overrides(&p));
+                let today = local_today(&user.timezone);
+                let enrolled = p
+                    .created_at
+                    .and_utc()
+                    .with_timezone(&super::check_ins::tz(&user.timezone))
+                    .date_naive();
+                let last = p.last_check_in_on.unwrap_or(enrolled);
+                let finding = if user.disabled || p.phase == "discharged" {
+                    None
+                } else {
+                    missed_check_ins_finding(last, today, &policy)
+                };
+                let next = match &finding {
+                    Some(f) => risk::next_missed_check_in_due_after(last, f.severity, &policy),
+                    None => risk::next_missed_check_in_due(last, &policy).filter(|d| *d > today),
+                };
+                patients::set_missed_due(
+                    conn,
+                    &id,
+                    next.map(|d| local_midnight_utc(&user.timezone, d)),
+                )?;
+                if let Some(f) = &finding {
+                    super::alerts::raise(conn, &settings, &p, f, None, &policy, now)?;
+                    super::audit::record_anonymous(
+                        conn,
+                        Some(&p.organisation_id),
+                        None,
+                        "missed_check_ins.raised",
+                        "success",
+                        None,
+                    )?;
+                }
+                Ok(finding.is_some())
+            })
+            .await?;
+        report.missed_check_ins += usize::from(raised);
+    }
+
+    let due = state
+        .store
+        .run(move |conn| alerts::due_escalations(conn, now, BATCH).map_err(ApiError::from))
+        .await?;
+    for id in due {
+        let settings = state.settings.clone();
+        let escalated = state
+            .store
+            .transaction(move |conn| super::alerts::escalate(conn, &settings, &id, store::now()))
+            .await?;
+        report.escalated += usize::from(escalated);
+    }
+    if report != SweepReport::default() {
+        tracing::info!(
+            missed_check_ins = report.missed_check_ins,
+            escalated = report.escalated,
+            "sweep"
+        );
+    }
+    Ok(report)
+}
+
+/// Runs the sweeps every `interval` until the process stops.
+pub async fn run_forever(state: AppState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = run_once(&state).await {
+            tracing::warn!(error = %e, "sweep failed; will retry");
+        }
+    }
+}

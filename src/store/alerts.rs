@@ -1,0 +1,268 @@
+//! Alerts, their change history, the delivery outbox and the live-stream feed.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{alert_changes, alert_feed, alerts, care_team_members, outbox, webhooks};
+use super::{DbConnection, StoreResult};
+
+/// A stored alert.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = alerts, treat_none_as_null = true)]
+pub struct AlertRow {
+    pub id: String,
+    pub organisation_id: String,
+    pub patient_id: String,
+    pub rule: String,
+    pub severity: String,
+    pub severity_rank: i32,
+    pub status: String,
+    pub title: String,
+    pub explanation: String,
+    /// JSON.
+    pub evidence: String,
+    pub check_in_date: Option<NaiveDate>,
+    pub occurrences: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub escalation_due_at: Option<NaiveDateTime>,
+    pub escalated_at: Option<NaiveDateTime>,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub resolved_by: Option<String>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A recorded change to an alert.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alert_changes)]
+pub struct AlertChangeRow {
+    pub id: String,
+    pub alert_id: String,
+    pub change: String,
+    pub actor_id: Option<String>,
+    pub severity: Option<String>,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A pending delivery.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: String,
+    pub organisation_id: String,
+    pub alert_id: String,
+    pub event_type: String,
+    pub channel: String,
+    pub target: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+    pub locked_by: Option<String>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// The unresolved alert of a rule for a patient, if any.
+pub fn find_unresolved(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    rule: &str,
+) -> StoreResult<Option<AlertRow>> {
+    Ok(alerts::table
+        .filter(alerts::patient_id.eq(patient_id))
+        .filter(alerts::rule.eq(rule))
+        .filter(alerts::status.ne("resolved"))
+        .select(AlertRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Finds an alert.
+pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<AlertRow>> {
+    Ok(alerts::table
+        .find(id)
+        .select(AlertRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Inserts an alert.
+pub fn insert(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
+    diesel::insert_into(alerts::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Saves an alert's fields.
+pub fn save(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
+    diesel::update(alerts::table.find(&row.id))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records a change.
+pub fn insert_change(conn: &mut DbConnection, row: &AlertChangeRow) -> StoreResult<()> {
+    diesel::insert_into(alert_changes::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An alert's changes, oldest first.
+pub fn changes(conn: &mut DbConnection, alert_id: &str) -> StoreResult<Vec<AlertChangeRow>> {
+    Ok(alert_changes::table
+        .filter(alert_changes::alert_id.eq(alert_id))
+        .order(alert_changes::id.asc())
+        .select(AlertChangeRow::as_select())
+        .load(conn)?)
+}
+
+/// Who is asking for the inbox.
+pub enum Scope<'a> {
+    /// All of an organisation's alerts.
+    Organisation(&'a str),
+    /// The alerts of patients on this counsellor's care teams.
+    Counsellor(&'a str, &'a str),
+}
+
+/// Inbox filters.
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub patient_id: Option<String>,
+}
+
+/// A page of alerts, newest first, before the cursor id.
+pub fn list(
+    conn: &mut DbConnection,
+    scope: Scope<'_>,
+    filter: &AlertFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<AlertRow>> {
+    let mut q = alerts::table.into_boxed();
+    match scope {
+        Scope::Organisation(org) => q = q.filter(alerts::organisation_id.eq(org.to_owned())),
+        Scope::Counsellor(org, counsellor) => {
+            q = q.filter(alerts::organisation_id.eq(org.to_owned())).filter(
+                alerts::patient_id.eq_any(
+                    care_team_members::table
+                        .filter(care_team_members::counsellor_id.eq(counsellor.to_owned()))
+                        .select(care_team_members::patient_id),
+                ),
+            );
+        }
+    }
+    if let Some(s) = &filter.status {
+        q = q.filter(alerts::status.eq(s.clone()));
+    }
+    if let Some(s) = &filter.severity {
+        q = q.filter(alerts::severity.eq(s.clone()));
+    }
+    if let Some(p) = &filter.patient_id {
+        q = q.filter(alerts::patient_id.eq(p.clone()));
+    }
+    if let Some(b) = before {
+        q = q.filter(alerts::id.lt(b.to_owned()));
+    }
+    Ok(q.order(alerts::id.desc())
+        .limit(limit)
+        .select(AlertRow::as_select())
+        .load(conn)?)
+}
+
+/// (patient id, severity rank) of every unresolved alert in an organisation, for the caseload.
+pub fn unresolved_ranks(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+) -> StoreResult<Vec<(String, i32)>> {
+    Ok(alerts::table
+        .filter(alerts::organisation_id.eq(organisation_id))
+        .filter(alerts::status.ne("resolved"))
+        .select((alerts::patient_id, alerts::severity_rank))
+        .load(conn)?)
+}
+
+/// Open alerts whose escalation is due.
+pub fn due_escalations(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> StoreResult<Vec<String>> {
+    Ok(alerts::table
+        .filter(alerts::escalation_due_at.le(now))
+        .filter(alerts::status.eq("open"))
+        .filter(alerts::escalated_at.is_null())
+        .order(alerts::escalation_due_at.asc())
+        .limit(limit)
+        .select(alerts::id)
+        .load(conn)?)
+}
+
+/// Queues a delivery.
+pub fn enqueue(conn: &mut DbConnection, row: &OutboxRow) -> StoreResult<()> {
+    diesel::insert_into(outbox::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Appends to the live-stream feed.
+pub fn feed(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    alert_id: &str,
+    event_type: &str,
+    now: NaiveDateTime,
+) -> StoreResult<()> {
+    diesel::insert_into(alert_feed::table)
+        .values((
+            alert_feed::organisation_id.eq(organisation_id),
+            alert_feed::alert_id.eq(alert_id),
+            alert_feed::event_type.eq(event_type),
+            alert_feed::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Active webhooks of an organisation: (id, events JSON).
+pub fn active_webhooks(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+) -> StoreResult<Vec<(String, String)>> {
+    Ok(webhooks::table
+        .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::disabled_at.is_null())
+        .filter(webhooks::deleted_at.is_null())
+        .select((webhooks::id, webhooks::events))
+        .load(conn)?)
+}
+
+/// Locks an alert for a background change; on PostgreSQL skips one another process holds.
+pub fn lock(conn: &mut DbConnection, id: &str) -> StoreResult<Option<AlertRow>> {
+    let q = alerts::table.filter(alerts::id.eq(id.to_owned()));
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(AlertRow::as_select())
+            .for_update()
+            .skip_locked()
+            .first(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => q.select(AlertRow::as_select()).first(lite).optional()?,
+    })
+}

@@ -1,0 +1,184 @@
+//! Daily check-ins: one per patient per local date.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{check_ins, patients};
+use super::{DbConnection, StoreResult};
+
+/// A stored check-in.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = check_ins, treat_none_as_null = true)]
+pub struct CheckInRow {
+    pub id: String,
+    pub patient_id: String,
+    pub date: NaiveDate,
+    pub craving: i32,
+    pub mood: i32,
+    pub exercise_minutes: i32,
+    pub meals: i32,
+    pub used_substance: bool,
+    /// JSON array of strings.
+    pub substances: String,
+    pub sleep_hours: Option<f64>,
+    pub anxiety: Option<i32>,
+    pub irritability: Option<i32>,
+    pub loneliness: Option<i32>,
+    /// JSON array of trigger names.
+    pub triggers: String,
+    pub took_medication: Option<bool>,
+    pub attended_support: Option<bool>,
+    /// JSON object of SOWS items.
+    pub withdrawal: Option<String>,
+    pub withdrawal_score: Option<i32>,
+    pub self_harm_thoughts: Option<bool>,
+    pub note: Option<String>,
+    pub answered_at: Option<NaiveDateTime>,
+    pub received_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+/// Finds the check-in of one date.
+pub fn find(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    date: NaiveDate,
+) -> StoreResult<Option<CheckInRow>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::date.eq(date))
+        .select(CheckInRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Inserts or replaces the check-in of `row.date`, keeping its id and creation time and
+/// counting versions. Returns the stored row and whether it was new.
+pub fn upsert(conn: &mut DbConnection, mut row: CheckInRow) -> StoreResult<(CheckInRow, bool)> {
+    match find(conn, &row.patient_id, row.date)? {
+        Some(existing) => {
+            row.id = existing.id;
+            row.created_at = existing.created_at;
+            row.version = existing.version + 1;
+            diesel::update(check_ins::table.find(&row.id))
+                .set(&row)
+                .execute(conn)?;
+            Ok((row, false))
+        }
+        None => {
+            row.version = 1;
+            diesel::insert_into(check_ins::table)
+                .values(&row)
+                .execute(conn)?;
+            Ok((row, true))
+        }
+    }
+}
+
+/// Check-ins with `from <= date <= to`, oldest first. Served by the (patient, date) index, so
+/// the cost follows the range, not the length of the history.
+pub fn range(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> StoreResult<Vec<CheckInRow>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::date.ge(from))
+        .filter(check_ins::date.le(to))
+        .order(check_ins::date.asc())
+        .select(CheckInRow::as_select())
+        .load(conn)?)
+}
+
+/// A page of check-ins, newest first, strictly before `before` when given.
+pub fn page(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    before: Option<NaiveDate>,
+    limit: i64,
+) -> StoreResult<Vec<CheckInRow>> {
+    let mut q = check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .into_boxed();
+    if let Some(f) = from {
+        q = q.filter(check_ins::date.ge(f));
+    }
+    if let Some(t) = to {
+        q = q.filter(check_ins::date.le(t));
+    }
+    if let Some(b) = before {
+        q = q.filter(check_ins::date.lt(b));
+    }
+    Ok(q.order(check_ins::date.desc())
+        .limit(limit)
+        .select(CheckInRow::as_select())
+        .load(conn)?)
+}
+
+/// The most recent date before `before` on which the patient reported use (index-served).
+pub fn last_use_before(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    before: NaiveDate,
+) -> StoreResult<Option<NaiveDate>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::used_substance.eq(true))
+        .filter(check_ins::date.lt(before))
+        .order(check_ins::date.desc())
+        .select(check_ins::date)
+        .first(conn)
+        .optional()?)
+}
+
+/// The earliest check-in date.
+pub fn first_date(conn: &mut DbConnection, patient_id: &str) -> StoreResult<Option<NaiveDate>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .order(check_ins::date.asc())
+        .select(check_ins::date)
+        .first(conn)
+        .optional()?)
+}
+
+/// Dates of check-ins on or before `until`, newest first, at most `limit` (for streaks).
+pub fn dates_back_from(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    until: NaiveDate,
+    limit: i64,
+) -> StoreResult<Vec<NaiveDate>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::date.le(until))
+        .order(check_ins::date.desc())
+        .limit(limit)
+        .select(check_ins::date)
+        .load(conn)?)
+}
+
+/// Records the denormalised dates on the patient after a check-in.
+pub fn update_patient_dates(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    first: Option<NaiveDate>,
+    last: Option<NaiveDate>,
+    last_use: Option<NaiveDate>,
+    missed_due: Option<NaiveDateTime>,
+) -> StoreResult<()> {
+    diesel::update(patients::table.find(patient_id))
+        .set((
+            patients::first_check_in_on.eq(first),
+            patients::last_check_in_on.eq(last),
+            patients::last_use_on.eq(last_use),
+            patients::missed_check_due_at.eq(missed_due),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
