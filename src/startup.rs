@@ -33,6 +33,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         hasher: crate::auth::password::Hasher::new(settings.max_concurrent_hashes),
         keys: Arc::new(keys),
         settings: Arc::new(settings),
+        hub: crate::delivery::hub::Hub::new(),
     })
 }
 
@@ -51,21 +52,7 @@ pub struct Application {
 impl Application {
     /// Migrates the database, binds the listener and prepares the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let url = settings.database_url.clone();
-        tokio::task::spawn_blocking(move || store::migrate(&url)).await??;
-        let pool = store::build_pool(
-            &settings.database_url,
-            settings.db_pool_size,
-            settings.db_timeout,
-        );
-        let store = Store::new(pool);
-        let keys = crate::auth::keyfile::load(&settings, &store).await?;
-        let state = AppState {
-            store,
-            hasher: crate::auth::password::Hasher::new(settings.max_concurrent_hashes),
-            keys: Arc::new(keys),
-            settings: Arc::new(settings),
-        };
+        let state = build_state(settings).await?;
         crate::metrics::handle();
 
         let doc = crate::openapi::document();
@@ -112,6 +99,17 @@ impl Application {
         .workers(workers)
         .shutdown_timeout(30)
         .run();
+
+        // Background work runs in every process: the hub feeds this process's live streams;
+        // the sweeps and the delivery worker claim work under row locks and leases, so
+        // several processes on one PostgreSQL database never do the same item twice.
+        tokio::spawn(state.hub.clone().run(state.store.clone()));
+        if state.settings.run_workers {
+            let interval = state.settings.sweep_interval;
+            tokio::spawn(crate::service::sweep::run_forever(state.clone(), interval));
+            let worker = crate::delivery::worker::Worker::new(state.clone())?;
+            tokio::spawn(worker.run_forever());
+        }
 
         Ok(Self {
             port,

@@ -18,4 +18,6 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Password hashing, capped in concurrency.
     pub hasher: Hasher,
+    /// Live alert events for this process's streams.
+    pub hub: crate::delivery::hub::Hub,
 }

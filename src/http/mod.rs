@@ -13,8 +13,10 @@ pub mod organisation;
 pub mod pagination;
 pub mod patients;
 pub mod policy;
+pub mod stream;
 pub mod types;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::dev::ResourceDef;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -55,10 +57,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(policy::put_patient_policy)
                 .service(policy::get_org_policy)
                 .service(policy::put_org_policy)
+                .service(stream::alert_stream)
                 .service(alerts::list_alerts)
                 .service(alerts::get_alert)
                 .service(alerts::acknowledge)
                 .service(alerts::resolve)
+                .service(webhooks::create_webhook)
+                .service(webhooks::list_webhooks)
+                .service(webhooks::get_webhook)
+                .service(webhooks::delete_webhook)
+                .service(webhooks::list_deliveries)
                 .service(organisation::audit_events),
         );
 }

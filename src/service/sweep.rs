@@ -28,7 +28,21 @@ pub struct SweepReport {
 
 /// Runs both sweeps once.
 pub async fn run_once(state: &AppState) -> Result<SweepReport, ApiError> {
-    let mut report = SweepReport::default();
+    let missed_check_ins = missed_check_ins_once(state).await?;
+    let escalated = escalations_once(state).await?;
+    let report = SweepReport {
+        missed_check_ins,
+        escalated,
+    };
+    if report != SweepReport::default() {
+        tracing::info!(missed_check_ins, escalated, "sweep");
+    }
+    Ok(report)
+}
+
+/// Raises `missed_check_ins` for the patients who are due; returns how many.
+pub async fn missed_check_ins_once(state: &AppState) -> Result<usize, ApiError> {
+    let mut count = 0;
     let now = store::now();
     let due = state
         .store
@@ -83,9 +97,15 @@ pub async fn run_once(state: &AppState) -> Result<SweepReport, ApiError> {
                 Ok(finding.is_some())
             })
             .await?;
-        report.missed_check_ins += usize::from(raised);
+        count += usize::from(raised);
     }
+    Ok(count)
+}
 
+/// Escalates the open alerts whose acknowledgement deadline passed; returns how many.
+pub async fn escalations_once(state: &AppState) -> Result<usize, ApiError> {
+    let mut count = 0;
+    let now = store::now();
     let due = state
         .store
         .run(move |conn| alerts::due_escalations(conn, now, BATCH).map_err(ApiError::from))
@@ -96,26 +116,34 @@ pub async fn run_once(state: &AppState) -> Result<SweepReport, ApiError> {
             .store
             .transaction(move |conn| super::alerts::escalate(conn, &settings, &id, store::now()))
             .await?;
-        report.escalated += usize::from(escalated);
+        count += usize::from(escalated);
     }
-    if report != SweepReport::default() {
-        tracing::info!(
-            missed_check_ins = report.missed_check_ins,
-            escalated = report.escalated,
-            "sweep"
-        );
-    }
-    Ok(report)
+    Ok(count)
 }
 
-/// Runs the sweeps every `interval` until the process stops.
+/// Runs the missed-check-in sweep every `interval`, and the escalation sweep at least every
+/// ten seconds (a critical alert's deadline is minutes, not a sweep interval, away).
 pub async fn run_forever(state: AppState, interval: Duration) {
+    let escalation_every = interval.min(Duration::from_secs(10));
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(escalation_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = escalations_once(&s).await {
+                tracing::warn!(error = %e, "escalation sweep failed; will retry");
+            }
+        }
+    });
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = run_once(&state).await {
-            tracing::warn!(error = %e, "sweep failed; will retry");
+        match missed_check_ins_once(&state).await {
+            Ok(n) if n > 0 => tracing::info!(missed_check_ins = n, "sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "missed-check-in sweep failed; will retry"),
         }
     }
 }

@@ -261,6 +261,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod check_ins;
+pub mod deliveries;
 pub mod invitations;
 pub mod patients;
 pub mod sessions;

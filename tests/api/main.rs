@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod delivery;
 mod foundation;
 mod helpers;

@@ -197,9 +197,9 @@ pub fn evaluate_check_in(
     let r = &policy.rules;
     let mut out = Vec::new();
     let mut push = |f: Option<Finding>| out.extend(f);
-    if r.self_harm.enabled {
-        push(self_harm::check(current));
-    }
+    // Never switched off, whatever a stored policy says: validation refuses it, and this
+    // keeps a policy that slipped past validation from silencing it.
+    push(self_harm::check(current));
     if r.substance_use.enabled {
         push(substance_use::check(current, ctx, &r.substance_use));
     }

@@ -1,0 +1,266 @@
+//! Webhook subscriptions, and the outbox as the delivery worker sees it: claiming due work
+//! under a lease, recording attempts, and the live-stream feed.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::alerts::OutboxRow;
+use super::schema::{alert_feed, delivery_attempts, outbox, webhooks};
+use super::{DbConnection, StoreResult};
+
+/// A webhook subscription.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookRow {
+    pub id: String,
+    pub organisation_id: String,
+    pub url: String,
+    /// JSON array of event types.
+    pub events: String,
+    pub secret: String,
+    pub disabled_at: Option<NaiveDateTime>,
+    pub disabled_reason: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delivery_attempts)]
+pub struct AttemptRow {
+    pub id: String,
+    pub outbox_id: String,
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+    pub created_at: NaiveDateTime,
+}
+
+/// Stores a webhook.
+pub fn insert_webhook(conn: &mut DbConnection, row: &WebhookRow) -> StoreResult<()> {
+    diesel::insert_into(webhooks::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The organisation's webhooks (not deleted).
+pub fn list_webhooks(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+) -> StoreResult<Vec<WebhookRow>> {
+    Ok(webhooks::table
+        .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::deleted_at.is_null())
+        .order(webhooks::id.asc())
+        .select(WebhookRow::as_select())
+        .load(conn)?)
+}
+
+/// One webhook of the organisation (not deleted).
+pub fn find_webhook(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    id: &str,
+) -> StoreResult<Option<WebhookRow>> {
+    Ok(webhooks::table
+        .filter(webhooks::id.eq(id))
+        .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::deleted_at.is_null())
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A webhook by id, whatever its state (for the worker).
+pub fn webhook_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<WebhookRow>> {
+    Ok(webhooks::table
+        .find(id)
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Soft-deletes a webhook; its pending deliveries are dropped by the worker.
+pub fn delete_webhook(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> StoreResult<()> {
+    diesel::update(webhooks::table.find(id))
+        .set(webhooks::deleted_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Disables a webhook (the receiver answered 410 Gone).
+pub fn disable_webhook(
+    conn: &mut DbConnection,
+    id: &str,
+    reason: &str,
+    now: NaiveDateTime,
+) -> StoreResult<()> {
+    diesel::update(webhooks::table.find(id))
+        .set((
+            webhooks::disabled_at.eq(now),
+            webhooks::disabled_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Candidate ids of due work. On PostgreSQL the rows are locked and rows another process
+/// holds are skipped, so concurrent workers pick different work.
+pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> StoreResult<Vec<String>> {
+    let q = outbox::table
+        .filter(outbox::status.eq("pending"))
+        .filter(outbox::next_attempt_at.le(now))
+        .filter(
+            outbox::locked_until
+                .is_null()
+                .or(outbox::locked_until.lt(now)),
+        )
+        .order(outbox::next_attempt_at.asc())
+        .limit(limit)
+        .select(outbox::id);
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q.for_update().skip_locked().load(pg)?,
+        DbConnection::Sqlite(lite) => q.load(lite)?,
+    })
+}
+
+/// Takes a lease on one item if nobody holds one; returns whether this worker got it. The
+/// condition is re-checked by the database, so two workers can never both win.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::status.eq("pending"))
+            .filter(
+                outbox::locked_until
+                    .is_null()
+                    .or(outbox::locked_until.lt(now)),
+            ),
+    )
+    .set((outbox::locked_until.eq(until), outbox::locked_by.eq(worker)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Reads an item.
+pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<OutboxRow>> {
+    Ok(outbox::table
+        .find(id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// How an attempt ended, for [`finish`].
+pub struct Finish<'a> {
+    /// `delivered`, `pending` (retry later) or `dead`.
+    pub status: &'a str,
+    /// When to retry (pending only).
+    pub next_attempt_at: NaiveDateTime,
+    /// The receiver's status code.
+    pub status_code: Option<i32>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// Records the outcome of an attempt and releases the lease, if this worker still holds it.
+pub fn finish(
+    conn: &mut DbConnection,
+    item: &OutboxRow,
+    worker: &str,
+    f: &Finish<'_>,
+    attempt: &AttemptRow,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(&item.id))
+            .filter(outbox::locked_by.eq(worker)),
+    )
+    .set((
+        outbox::status.eq(f.status),
+        outbox::attempts.eq(attempt.attempt),
+        outbox::next_attempt_at.eq(f.next_attempt_at),
+        outbox::locked_until.eq(None::<NaiveDateTime>),
+        outbox::locked_by.eq(None::<String>),
+        outbox::last_status_code.eq(f.status_code),
+        outbox::last_error.eq(&f.error),
+        outbox::updated_at.eq(now),
+        outbox::delivered_at.eq((f.status == "delivered").then_some(now)),
+    ))
+    .execute(conn)?;
+    if n == 1 {
+        diesel::insert_into(delivery_attempts::table)
+            .values(attempt)
+            .execute(conn)?;
+    }
+    Ok(n == 1)
+}
+
+/// A webhook's deliveries, newest first, before the cursor id.
+pub fn for_webhook(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<OutboxRow>> {
+    let mut q = outbox::table
+        .filter(outbox::channel.eq("webhook"))
+        .filter(outbox::target.eq(webhook_id.to_owned()))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(outbox::id.lt(b.to_owned()));
+    }
+    Ok(q.order(outbox::id.desc())
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// The attempts of some deliveries.
+pub fn attempts_of(conn: &mut DbConnection, ids: &[String]) -> StoreResult<Vec<AttemptRow>> {
+    Ok(delivery_attempts::table
+        .filter(delivery_attempts::outbox_id.eq_any(ids))
+        .order(delivery_attempts::attempt.asc())
+        .select(AttemptRow::as_select())
+        .load(conn)?)
+}
+
+/// Pending and dead item counts, for metrics.
+pub fn backlog(conn: &mut DbConnection) -> StoreResult<(i64, i64)> {
+    let pending = outbox::table
+        .filter(outbox::status.eq("pending"))
+        .count()
+        .get_result(conn)?;
+    let dead = outbox::table
+        .filter(outbox::status.eq("dead"))
+        .count()
+        .get_result(conn)?;
+    Ok((pending, dead))
+}
+
+/// Feed entries written since `since`: (seq, organisation, alert, event type).
+pub fn feed_since(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> StoreResult<Vec<(i64, String, String, String)>> {
+    Ok(alert_feed::table
+        .filter(alert_feed::created_at.ge(since))
+        .order(alert_feed::seq.asc())
+        .select((
+            alert_feed::seq,
+            alert_feed::organisation_id,
+            alert_feed::alert_id,
+            alert_feed::event_type,
+        ))
+        .load(conn)?)
+}

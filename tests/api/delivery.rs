@@ -1,0 +1,493 @@
+//! Alert delivery beyond the inbox, with real receivers started by the tests: a local HTTP
+//! server for webhooks, a local SMTP listener for email, and the live event stream.
+
+use std::time::{Duration, Instant};
+
+use aftercare::delivery::signing;
+use aftercare::delivery::testing_http::HttpSink;
+use aftercare::delivery::testing_smtp;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, Login, TestApp};
+
+fn today(tz: &str) -> String {
+    let zone: chrono_tz::Tz = tz.parse().unwrap();
+    chrono::Utc::now()
+        .with_timezone(&zone)
+        .date_naive()
+        .to_string()
+}
+
+fn calm() -> Value {
+    json!({"craving": 2, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false})
+}
+
+async fn self_harm(app: &TestApp, patient: &Login) -> Value {
+    let mut body = calm();
+    body["self_harm_thoughts"] = json!(true);
+    body["note"] = json!("private words for my counsellor");
+    app.put(
+        &format!("/v1/me/check-ins/{}", today("America/New_York")),
+        patient.t(),
+        &body,
+    )
+    .await
+    .expect(201)
+    .body
+}
+
+async fn register_hook(
+    app: &TestApp,
+    admin: &Login,
+    url: &str,
+    events: &[&str],
+) -> (String, String) {
+    let r = app
+        .post(
+            "/v1/organisation/webhooks",
+            admin.t(),
+            &json!({"url": url, "events": events}),
+        )
+        .await
+        .expect(201);
+    assert!(r.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn wait_for<F: Fn(&Value) -> bool>(
+    app: &TestApp,
+    admin: &Login,
+    path: &str,
+    pred: F,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = app.get(path, admin.t()).await.expect(200);
+        if pred(&r.body) {
+            return r.body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting on {path}: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_same_signed_delivery_again_until_it_succeeds() {
+    let sink = HttpSink::with_statuses([500, 503]).await;
+    let app = spawn_app_with(&[("AFTERCARE_DELIVERY_RETRY_BASE_MS", "50")]).await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let (hook, secret) = register_hook(
+        &app,
+        &admin,
+        &sink.url("/hooks/aftercare"),
+        &["alert.created"],
+    )
+    .await;
+
+    self_harm(&app, &patient).await;
+    let requests = sink.wait_for_requests(3, Duration::from_secs(20)).await;
+    assert_eq!(requests.len(), 3, "two failures, then a success");
+    let id = requests[0].header("webhook-id").unwrap().to_owned();
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(
+            r.header("webhook-id"),
+            Some(id.as_str()),
+            "the same id on every attempt"
+        );
+        let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert!(signing::verify(
+            &secret,
+            &id,
+            ts,
+            &r.body,
+            r.header("webhook-signature").unwrap()
+        ));
+    }
+    let body: Value = serde_json::from_slice(&requests[2].body).unwrap();
+    assert_eq!(body["type"], "alert.created");
+    assert_eq!(body["data"]["rule"], "self_harm");
+    assert_eq!(body["data"]["severity"], "critical");
+    assert_eq!(body["data"]["patient_id"], patient.id);
+    let text = String::from_utf8_lossy(&requests[2].body);
+    assert!(
+        !text.contains("private words"),
+        "no free text in webhooks: {text}"
+    );
+    assert!(
+        !text.contains("craving"),
+        "no check-in values in webhooks: {text}"
+    );
+
+    let log = wait_for(
+        &app,
+        &admin,
+        &format!("/v1/organisation/webhooks/{hook}/deliveries"),
+        |b| b["items"][0]["status"] == "delivered",
+    )
+    .await;
+    let d = &log["items"][0];
+    assert_eq!(d["attempts"], 3);
+    assert_eq!(d["id"], id);
+    let codes: Vec<i64> = d["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![500, 503, 200]);
+}
+
+#[tokio::test]
+async fn deliveries_are_dead_lettered_after_the_last_attempt_and_410_disables_the_webhook() {
+    let failing = HttpSink::with_statuses([]).await;
+    failing.set_fallback_status(500);
+    let gone = HttpSink::with_statuses([410]).await;
+    let app = spawn_app_with(&[
+        ("AFTERCARE_DELIVERY_RETRY_BASE_MS", "20"),
+        ("AFTERCARE_DELIVERY_MAX_ATTEMPTS", "2"),
+    ])
+    .await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let (dead_hook, _) = register_hook(&app, &admin, &failing.url("/x"), &["alert.created"]).await;
+    let (gone_hook, _) = register_hook(
+        &app,
+        &admin,
+        &gone.url("/y"),
+        &["alert.created", "alert.updated"],
+    )
+    .await;
+
+    self_harm(&app, &patient).await;
+    let log = wait_for(
+        &app,
+        &admin,
+        &format!("/v1/organisation/webhooks/{dead_hook}/deliveries"),
+        |b| b["items"][0]["status"] == "dead",
+    )
+    .await;
+    assert_eq!(log["items"][0]["attempts"], 2);
+    assert_eq!(log["items"][0]["next_attempt_at"], Value::Null);
+
+    let hook = wait_for(
+        &app,
+        &admin,
+        &format!("/v1/organisation/webhooks/{gone_hook}"),
+        |b| b["disabled_at"].is_string(),
+    )
+    .await;
+    assert!(hook["disabled_reason"].as_str().unwrap().contains("410"));
+    // A disabled webhook gets nothing more.
+    app.post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(gone.requests().len(), 1);
+
+    app.send(
+        "DELETE",
+        &format!("/v1/organisation/webhooks/{dead_hook}"),
+        admin.t(),
+        None,
+    )
+    .await
+    .expect(204);
+    app.get(&format!("/v1/organisation/webhooks/{dead_hook}"), admin.t())
+        .await
+        .expect_problem(404);
+}
+
+#[tokio::test]
+async fn webhook_urls_that_reach_inside_the_network_are_refused() {
+    let app = spawn_app_with(&[("AFTERCARE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")]).await;
+    let admin = app.admin().await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+        "http://[fd00::1]/hook",
+        "ftp://example.org/hook",
+        "not a url",
+    ] {
+        let r = app
+            .post(
+                "/v1/organisation/webhooks",
+                admin.t(),
+                &json!({"url": url, "events": ["alert.created"]}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{url}: {}", r.text);
+        assert_eq!(r.error_fields(), vec!["url"], "{url}");
+    }
+    let r = app
+        .post(
+            "/v1/organisation/webhooks",
+            admin.t(),
+            &json!({"url": "https://example.org/h", "events": ["alert.deleted"]}),
+        )
+        .await
+        .expect_problem(422);
+    assert!(r.error_fields().contains(&"events[0]".to_owned()));
+    let counsellor = app.counsellor(&admin).await;
+    app.post(
+        "/v1/organisation/webhooks",
+        counsellor.t(),
+        &json!({"url": "https://example.org/h", "events": ["alert.created"]}),
+    )
+    .await
+    .expect_problem(403);
+}
+
+#[tokio::test]
+async fn counsellors_get_a_short_email_without_clinical_detail() {
+    let smtp = testing_smtp::start().await;
+    let url = smtp.smtp_url();
+    let app = spawn_app_with(&[
+        ("AFTERCARE_SMTP_URL", url.as_str()),
+        ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
+    ])
+    .await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    self_harm(&app, &patient).await;
+    let messages = smtp.wait_for_messages(1, Duration::from_secs(15)).await;
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert!(m.contains(&counsellor.email), "{m}");
+    assert!(m.to_lowercase().contains("subject:"), "{m}");
+    for secret in ["self_harm", "self-harm", "private words", "patient person"] {
+        assert!(
+            !m.to_lowercase().contains(secret),
+            "email leaks {secret}: {m}"
+        );
+    }
+    // A warning-level alert sends no email.
+    let mut body = calm();
+    body["craving"] = json!(8);
+    let yesterday = (chrono::NaiveDate::parse_from_str(&today("America/New_York"), "%Y-%m-%d")
+        .unwrap()
+        - chrono::TimeDelta::days(1))
+    .to_string();
+    app.put(&format!("/v1/me/check-ins/{yesterday}"), patient.t(), &body)
+        .await
+        .expect(201);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+/// Reads server-sent events until `pred` matches one or the time runs out.
+async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin),
+    buf: &mut String,
+    within: Duration,
+) -> Option<(String, Value)> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let event = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_owned);
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned);
+            if let (Some(e), Some(d)) = (event, data) {
+                return Some((e, serde_json::from_str(&d).unwrap()));
+            }
+            continue;
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.next()).await {
+            Ok(Some(Ok(chunk))) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return None,
+        }
+    }
+}
+
+async fn open_stream(
+    app: &TestApp,
+    who: &Login,
+) -> impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin {
+    let r = app
+        .client
+        .get(app.url("/v1/alerts/stream"))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    r.bytes_stream()
+}
+
+#[tokio::test]
+async fn the_live_stream_shows_a_counsellor_their_patients_alerts_within_a_second() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let alice = app.counsellor(&admin).await;
+    let bob = app.counsellor(&admin).await;
+    let patient = app.patient(&alice).await;
+    let mut alice_stream = open_stream(&app, &alice).await;
+    let mut bob_stream = open_stream(&app, &bob).await;
+    let (mut a_buf, mut b_buf) = (String::new(), String::new());
+    // Let the streams settle before the event.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = Instant::now();
+    let r = app
+        .post(
+            "/v1/me/sos",
+            patient.t(),
+            &json!({"message": "please call"}),
+        )
+        .await
+        .expect(202);
+    let (event, alert) = next_event(&mut alice_stream, &mut a_buf, Duration::from_secs(3))
+        .await
+        .expect("an event for alice");
+    let latency = sent.elapsed();
+    assert_eq!(event, "alert.created");
+    assert_eq!(alert["id"], r.body["alert_id"]);
+    assert_eq!(alert["rule"], "sos");
+    assert!(
+        latency < Duration::from_secs(1),
+        "stream latency {latency:?}"
+    );
+    eprintln!("check-in to stream event: {latency:?}");
+
+    // Bob is not on the care team: nothing for him.
+    assert!(
+        next_event(&mut bob_stream, &mut b_buf, Duration::from_millis(700))
+            .await
+            .is_none()
+    );
+
+    app.post(
+        &format!("/v1/alerts/{}/acknowledge", alert["id"].as_str().unwrap()),
+        alice.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let (event, updated) = next_event(&mut alice_stream, &mut a_buf, Duration::from_secs(3))
+        .await
+        .expect("update");
+    assert_eq!(event, "alert.updated");
+    assert_eq!(updated["status"], "acknowledged");
+
+    // Patients cannot open the stream.
+    app.get("/v1/alerts/stream", patient.t())
+        .await
+        .expect_problem(403);
+}
+
+#[tokio::test]
+async fn an_unacknowledged_critical_alert_is_escalated_to_the_team_and_the_admins() {
+    let sink = HttpSink::start().await;
+    let smtp = testing_smtp::start().await;
+    let url = smtp.smtp_url();
+    let app = spawn_app_with(&[
+        ("AFTERCARE_SMTP_URL", url.as_str()),
+        ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
+    ])
+    .await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    register_hook(&app, &admin, &sink.url("/esc"), &["alert.escalated"]).await;
+    let mut stream = open_stream(&app, &counsellor).await;
+    let mut buf = String::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sos = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let id = sos.body["alert_id"].as_str().unwrap().to_owned();
+    let (e, _) = next_event(&mut stream, &mut buf, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(e, "alert.created");
+    smtp.wait_for_messages(1, Duration::from_secs(10)).await;
+
+    // Fifteen minutes pass without an acknowledgement.
+    app.sql(&format!(
+        "UPDATE alerts SET escalation_due_at = '2000-01-01 00:00:00' WHERE id = '{id}'"
+    ));
+    let report = aftercare::service::sweep::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(report.escalated, 1);
+    let alert = app
+        .get(&format!("/v1/alerts/{id}"), counsellor.t())
+        .await
+        .expect(200);
+    assert!(alert.body["escalated_at"].is_string());
+    let (e, data) = next_event(&mut stream, &mut buf, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(e, "alert.escalated");
+    assert_eq!(data["id"], id.as_str());
+    let hooks = sink.wait_for_requests(1, Duration::from_secs(10)).await;
+    let body: Value = serde_json::from_slice(&hooks[0].body).unwrap();
+    assert_eq!(body["type"], "alert.escalated");
+    // The escalation email goes to the care team and the admins.
+    let mails = smtp.wait_for_messages(3, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails[1..].iter().any(|m| m.contains(&admin.email)));
+    assert!(mails[1..].iter().any(|m| m.contains(&counsellor.email)));
+
+    // Escalation happens once; an acknowledged alert is not escalated.
+    assert_eq!(
+        aftercare::service::sweep::run_once(&app.state)
+            .await
+            .unwrap()
+            .escalated,
+        0
+    );
+    let second = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let id2 = second.body["alert_id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/alerts/{id2}/acknowledge"),
+        counsellor.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    app.sql(&format!(
+        "UPDATE alerts SET escalation_due_at = '2000-01-01 00:00:00' WHERE id = '{id2}'"
+    ));
+    assert_eq!(
+        aftercare::service::sweep::run_once(&app.state)
+            .await
+            .unwrap()
+            .escalated,
+        0
+    );
+}
