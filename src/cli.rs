@@ -35,6 +35,9 @@ pub enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Fill an empty database with a demo clinic (an admin, two counsellors, twelve patients
+    /// with weeks of check-ins and the alerts they raise) and print the logins.
+    Demo,
 }
 
 /// Runs the parsed command.
@@ -93,6 +96,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(e) => Err(anyhow::anyhow!("cannot create the admin: {e}")),
             }
+        }
+        Command::Demo => {
+            let settings = load_settings()?;
+            crate::telemetry::init(&settings);
+            let state = crate::startup::build_state(settings).await?;
+            let report = crate::demo::run(&state).await?;
+            print!("{}", crate::demo::render(&report));
+            Ok(())
         }
         Command::Serve => {
             let settings = load_settings()?;

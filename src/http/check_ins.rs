@@ -449,9 +449,13 @@ pub struct SosResponse {
 }
 
 /// Press SOS: raises a critical alert for the care team at once and returns crisis resources.
+///
+/// Safe to retry: send an `Idempotency-Key` header and a retried press (same key, same body)
+/// returns the first answer instead of raising a second alert.
 #[utoipa::path(
     tag = "patient",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
     request_body(content = SosRequest, description = "Optional; an empty body is accepted"),
     responses(
         (status = 202, description = "The care team is being alerted", body = SosResponse),
@@ -489,10 +493,16 @@ pub async fn sos(
     {
         return Err(ApiError::field("message", "must be at most 500 characters"));
     }
-    let (alert_id, crisis_resources) = service::sos(&state, &caller, input.message).await?;
+    let key = crate::service::idempotency::Key::parse(
+        req.headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok()),
+        &body,
+    )?;
+    let done = service::sos(&state, &caller, input.message, key).await?;
     Ok(HttpResponse::Accepted().json(SosResponse {
-        alert_id,
-        crisis_resources,
+        alert_id: done.alert_id,
+        crisis_resources: done.crisis_resources,
     }))
 }
 

@@ -65,6 +65,16 @@ fn field_error(path: &serde_path_to_error::Path, message: &str) -> FieldError {
             return FieldError::new(full, "is not a known field");
         }
     }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some(name) = rest.split('`').next() {
+            let full = if field.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{field}.{name}")
+            };
+            return FieldError::new(full, "is required");
+        }
+    }
     if field.is_empty() {
         field = "body".into();
     }
@@ -196,6 +206,12 @@ mod tests {
     #[test]
     fn wrong_type_names_the_field() {
         let e = parse_json::<Outer>(br#"{"inner":{"a":"x"},"n":1}"#).unwrap_err();
+        assert_eq!(fields(e), vec!["inner.a"]);
+    }
+
+    #[test]
+    fn missing_nested_field_is_named_with_its_path() {
+        let e = parse_json::<Outer>(br#"{"inner":{},"n":1}"#).unwrap_err();
         assert_eq!(fields(e), vec!["inner.a"]);
     }
 

@@ -62,6 +62,16 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (max, connections, idle) = state.store.pool_state();
     crate::metrics::record_pool(max, connections, idle);
+    // The delivery backlog: a growing `pending` means receivers are down or workers stuck;
+    // any `dead` item is an alert someone outside the inbox never heard about.
+    let backlog = state
+        .store
+        .run(|conn| crate::store::deliveries::backlog(conn).map_err(crate::error::ApiError::from))
+        .await;
+    if let Ok((pending, dead)) = backlog {
+        ::metrics::gauge!("deliveries_pending").set(pending as f64);
+        ::metrics::gauge!("deliveries_dead").set(dead as f64);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render())

@@ -192,6 +192,19 @@ pub async fn submit(
     date: NaiveDate,
     input: ValidCheckIn,
 ) -> Result<Submitted, ApiError> {
+    submit_as_of(state, caller, date, input, None).await
+}
+
+/// [`submit`], with the submission window and `late` judged against `today` instead of the
+/// patient's local today when given. Only the demo data generator passes a date: it writes
+/// weeks of history, each day "as of" that day, through exactly the path a phone takes.
+pub async fn submit_as_of(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+    input: ValidCheckIn,
+    today: Option<NaiveDate>,
+) -> Result<Submitted, ApiError> {
     let caller = caller.clone();
     let settings = state.settings.clone();
     state
@@ -199,11 +212,12 @@ pub async fn submit(
         .transaction(move |conn| -> Result<Submitted, ApiError> {
             let now = store::now();
             let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
-            let today = local_today(&caller.timezone);
+            let today = today.unwrap_or_else(|| local_today(&caller.timezone));
             let late = check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
 
+            let previous = check_ins::find(conn, &caller.user_id, date)?;
             let row = new_row(input, caller.user_id.clone(), date, now);
             let (row, created) = check_ins::upsert(conn, row)?;
 
@@ -219,6 +233,7 @@ pub async fn submit(
             .collect();
             let ctx = context(conn, &patient, date)?;
             let findings = risk::evaluate_check_in(&day_record(&row), &history, &ctx, &policy);
+            let revealed = revealed_later(conn, &patient, &row, previous.as_ref(), &policy)?;
 
             let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
             let last = patient.last_check_in_on.map_or(date, |l| l.max(date));
@@ -241,6 +256,13 @@ pub async fn submit(
                 &policy,
                 now,
             )?;
+            for (later, f) in &revealed {
+                alert_service::raise(conn, &settings, &patient, f, Some(*later), &policy, now)?;
+            }
+            let findings: Vec<Finding> = findings
+                .into_iter()
+                .chain(revealed.into_iter().map(|(_, f)| f))
+                .collect();
             audit::record(
                 conn,
                 &caller,
@@ -268,6 +290,65 @@ pub async fn submit(
         .await
 }
 
+/// What a late (or corrected) check-in reveals about the check-ins already stored after it:
+/// a pattern over consecutive dates that it completes (the middle day of a run sent last,
+/// after the phone was offline) or makes more severe. Each later check-in is evaluated with
+/// and without the new answer; only what the new answer changes is returned, with the later
+/// date, so a finding already raised is not counted again.
+fn revealed_later(
+    conn: &mut DbConnection,
+    patient: &PatientRow,
+    row: &CheckInRow,
+    previous: Option<&CheckInRow>,
+    policy: &RiskPolicy,
+) -> Result<Vec<(NaiveDate, Finding)>, ApiError> {
+    let window = policy.history_window_days();
+    let later = check_ins::range(
+        conn,
+        &patient.user_id,
+        row.date + TimeDelta::days(1),
+        row.date + TimeDelta::days(window),
+    )?;
+    if later.is_empty() {
+        return Ok(Vec::new());
+    }
+    let span: Vec<DayRecord> = check_ins::range(
+        conn,
+        &patient.user_id,
+        row.date - TimeDelta::days(window),
+        row.date + TimeDelta::days(window),
+    )?
+    .iter()
+    .map(day_record)
+    .collect();
+    let before = previous.map(day_record);
+    let mut out = Vec::new();
+    for l in &later {
+        let history = |with_new: bool| -> Vec<DayRecord> {
+            span.iter()
+                .filter(|d| d.date < l.date && d.date >= l.date - TimeDelta::days(window))
+                .filter_map(|d| match (d.date == row.date, with_new) {
+                    (false, _) | (true, true) => Some(d.clone()),
+                    (true, false) => before.clone(),
+                })
+                .collect()
+        };
+        let ctx = context(conn, patient, l.date)?;
+        let current = day_record(l);
+        let with = risk::evaluate_check_in(&current, &history(true), &ctx, policy);
+        let without = risk::evaluate_check_in(&current, &history(false), &ctx, policy);
+        for f in with {
+            let known = without
+                .iter()
+                .any(|w| w.rule == f.rule && w.severity >= f.severity);
+            if !known {
+                out.push((l.date, f));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Raises every finding for a patient.
 pub fn raise_all(
     conn: &mut DbConnection,
@@ -286,47 +367,69 @@ pub fn raise_all(
     Ok(out)
 }
 
+/// What an SOS press returns.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SosOutcome {
+    /// The critical alert raised.
+    pub alert_id: String,
+    /// Where to turn right now.
+    pub crisis_resources: Vec<CrisisResource>,
+}
+
 /// The patient pressed SOS: a critical alert of its own, delivered at once; crisis resources
-/// come back immediately.
+/// come back immediately. With an idempotency key, a retried press returns the first answer
+/// instead of raising a second alert.
 pub async fn sos(
     state: &AppState,
     caller: &Caller,
     message: Option<String>,
-) -> Result<(String, Vec<CrisisResource>), ApiError> {
+    key: Option<super::idempotency::Key>,
+) -> Result<SosOutcome, ApiError> {
     let caller = caller.clone();
     let settings = state.settings.clone();
     state
         .store
-        .transaction(
-            move |conn| -> Result<(String, Vec<CrisisResource>), ApiError> {
-                let now = store::now();
-                let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
-                let org = accounts::find_organisation(conn, &patient.organisation_id)?;
-                let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
-                let finding = risk::sos_finding(message.as_deref());
-                let today = local_today(&caller.timezone);
-                let (alert, _) = alert_service::raise(
-                    conn,
-                    &settings,
-                    &patient,
-                    &finding,
-                    Some(today),
-                    &policy,
-                    now,
-                )?;
-                audit::record(
-                    conn,
-                    &caller,
-                    audit::Event {
-                        action: "sos.write",
-                        patient_id: Some(&caller.user_id),
-                        target_type: Some("alert"),
-                        target_id: Some(&alert.id),
-                        outcome: "success",
-                    },
-                )?;
-                Ok((alert.id, crisis_resources(&org)))
-            },
-        )
+        .transaction(move |conn| -> Result<SosOutcome, ApiError> {
+            if let Some(k) = &key {
+                if let Some(body) = super::idempotency::replay(conn, &caller.user_id, k)? {
+                    return serde_json::from_str(&body).map_err(ApiError::internal);
+                }
+            }
+            let now = store::now();
+            let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            let org = accounts::find_organisation(conn, &patient.organisation_id)?;
+            let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
+            let finding = risk::sos_finding(message.as_deref());
+            let today = local_today(&caller.timezone);
+            let (alert, _) = alert_service::raise(
+                conn,
+                &settings,
+                &patient,
+                &finding,
+                Some(today),
+                &policy,
+                now,
+            )?;
+            audit::record(
+                conn,
+                &caller,
+                audit::Event {
+                    action: "sos.write",
+                    patient_id: Some(&caller.user_id),
+                    target_type: Some("alert"),
+                    target_id: Some(&alert.id),
+                    outcome: "success",
+                },
+            )?;
+            let outcome = SosOutcome {
+                alert_id: alert.id,
+                crisis_resources: crisis_resources(&org),
+            };
+            if let Some(k) = &key {
+                let body = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
+                super::idempotency::remember(conn, &caller.user_id, k, 202, &body)?;
+            }
+            Ok(outcome)
+        })
         .await
 }

@@ -6,4 +6,5 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod check_ins;
+pub mod idempotency;
 pub mod sweep;

@@ -262,6 +262,7 @@ pub mod alerts;
 pub mod audit;
 pub mod check_ins;
 pub mod deliveries;
+pub mod idempotency;
 pub mod invitations;
 pub mod patients;
 pub mod sessions;

@@ -491,3 +491,81 @@ async fn an_unacknowledged_critical_alert_is_escalated_to_the_team_and_the_admin
         0
     );
 }
+
+#[tokio::test]
+async fn a_crashed_workers_claim_is_retaken_when_its_lease_runs_out() {
+    let sink = HttpSink::start().await;
+    let app = spawn_app_with(&[("AFTERCARE_WORKERS", "false")]).await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    register_hook(&app, &admin, &sink.url("/lease"), &["alert.created"]).await;
+    self_harm(&app, &patient).await;
+
+    // Another worker claimed the item and died: while its lease lasts nobody else takes it.
+    app.sql(
+        "UPDATE outbox SET locked_by = 'worker-that-died', locked_until = '2999-01-01 00:00:00'",
+    );
+    let worker = aftercare::delivery::worker::Worker::new(app.state.clone()).unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 0);
+    assert!(sink.requests().is_empty());
+
+    // The lease runs out: the item is retaken and delivered once.
+    app.sql("UPDATE outbox SET locked_until = '2000-01-01 00:00:00'");
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    assert_eq!(
+        sink.wait_for_requests(1, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        0,
+        "delivered items are not taken again"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_sos_press_raises_one_alert() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let press = |key: &'static str, body: &'static str| {
+        app.client
+            .post(app.url("/v1/me/sos"))
+            .bearer_auth(&patient.token)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let first = crate::helpers::read(press("press-1", r#"{"message":"help"}"#).await.unwrap())
+        .await
+        .expect(202);
+    let again = crate::helpers::read(press("press-1", r#"{"message":"help"}"#).await.unwrap())
+        .await
+        .expect(202);
+    assert_eq!(first.body["alert_id"], again.body["alert_id"]);
+    let other = crate::helpers::read(
+        press("press-1", r#"{"message":"different"}"#)
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect_problem(422);
+    assert_eq!(other.error_fields(), vec!["Idempotency-Key"]);
+    let second = crate::helpers::read(press("press-2", r#"{"message":"help"}"#).await.unwrap())
+        .await
+        .expect(202);
+    assert_ne!(second.body["alert_id"], first.body["alert_id"]);
+    let inbox = app
+        .get(
+            &format!("/v1/alerts?patient_id={}&limit=10", patient.id),
+            counsellor.t(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(inbox.body["items"].as_array().unwrap().len(), 2);
+}

@@ -62,6 +62,7 @@ async fn metrics_are_prometheus_text_with_route_labels() {
         r.text
     );
     assert!(r.text.contains("db_pool_max_connections"), "{}", r.text);
+    assert!(r.text.contains("deliveries_pending"), "{}", r.text);
 }
 
 #[tokio::test]

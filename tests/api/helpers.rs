@@ -257,6 +257,8 @@ impl TestApp {
         let url = self.database_url.clone();
         if let Some(path) = url.strip_prefix("sqlite://") {
             let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            // The server's workers write concurrently: wait for the lock like they do.
+            c.batch_execute("PRAGMA busy_timeout = 10000;").expect("busy timeout");
             c.batch_execute(statement).expect("sql");
         } else {
             let mut c = diesel::PgConnection::establish(&url).expect("pg");
@@ -334,6 +336,46 @@ impl TestApp {
     pub async fn patient(&self, counsellor: &Login) -> Login {
         self.patient_in(counsellor, "America/New_York", "aftercare")
             .await
+    }
+}
+
+/// The local date now in an IANA timezone: a patient's "today", as the server sees it.
+pub fn today(timezone: &str) -> chrono::NaiveDate {
+    let tz: chrono_tz::Tz = timezone.parse().expect("an IANA timezone");
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// `today(timezone)` shifted by `days` (negative: the past).
+pub fn local_day(timezone: &str, days: i64) -> chrono::NaiveDate {
+    today(timezone) + chrono::TimeDelta::days(days)
+}
+
+impl TestApp {
+    /// `patient` submits (or corrects) the check-in for `date`.
+    pub async fn checkin(&self, patient: &Login, date: chrono::NaiveDate, body: &Value) -> Resp {
+        self.put(&format!("/v1/me/check-ins/{date}"), patient.t(), body)
+            .await
+    }
+
+    /// Every alert of `patient` that `viewer` can list in the inbox, newest first.
+    pub async fn alerts_of(&self, viewer: &Login, patient: &Login) -> Vec<Value> {
+        let r = self
+            .get(
+                &format!("/v1/alerts?patient_id={}&limit=200", patient.id),
+                viewer.t(),
+            )
+            .await
+            .expect(200);
+        r.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The alerts of one rule for `patient`, as `viewer` lists them.
+    pub async fn alerts_for_rule(&self, viewer: &Login, patient: &Login, rule: &str) -> Vec<Value> {
+        self.alerts_of(viewer, patient)
+            .await
+            .into_iter()
+            .filter(|a| a["rule"] == rule)
+            .collect()
     }
 }
 

@@ -4,6 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod core_loop;
 mod delivery;
+mod demo;
 mod foundation;
 mod helpers;
+mod processes;

@@ -1,0 +1,108 @@
+//! `aftercare demo`: a fresh database becomes a clinic a newcomer can sign in to.
+
+use std::collections::HashSet;
+
+use crate::helpers::spawn_app;
+
+fn rank(severity: &serde_json::Value) -> u8 {
+    match severity.as_str() {
+        Some("critical") => 4,
+        Some("high") => 3,
+        Some("warning") => 2,
+        Some("info") => 1,
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn the_demo_clinic_shows_the_whole_loop() {
+    let app = spawn_app().await;
+    let report = aftercare::demo::run(&app.state).await.expect("demo runs");
+    assert_eq!(report.accounts.len(), 1 + 2 + 12);
+    assert!(report.check_ins > 200, "check-ins: {}", report.check_ins);
+    assert!(report.open_alerts > 0 && report.alerts >= report.open_alerts);
+
+    // Every printed login works with the printed password.
+    let admin = app
+        .login(aftercare::demo::ADMIN_EMAIL, aftercare::demo::PASSWORD)
+        .await;
+    let counsellor = &report.accounts[1];
+    assert_eq!(counsellor.role, "counsellor");
+    app.login(&counsellor.email, aftercare::demo::PASSWORD)
+        .await;
+
+    // The caseload: twelve patients, riskiest first.
+    let r = app
+        .get("/v1/patients?limit=200", admin.t())
+        .await
+        .expect(200);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 12, "{}", r.text);
+    assert_eq!(items[0]["highest_open_severity"], "critical", "{}", r.text);
+    let ranks: Vec<u8> = items
+        .iter()
+        .map(|i| rank(&i["highest_open_severity"]))
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] >= w[1]), "{ranks:?}");
+    let phases: HashSet<&str> = items.iter().filter_map(|i| i["phase"].as_str()).collect();
+    for phase in ["detox", "treatment", "aftercare", "discharged"] {
+        assert!(phases.contains(phase), "no {phase} patient: {phases:?}");
+    }
+
+    // The alerts the stories are about are open.
+    let r = app
+        .get("/v1/alerts?status=open&limit=200", admin.t())
+        .await
+        .expect(200);
+    let open: HashSet<(String, String)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().to_owned(),
+                a["severity"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (rule, severity) in [
+        ("substance_use", "critical"),
+        ("self_harm", "critical"),
+        ("sos", "critical"),
+        ("missed_check_ins", "high"),
+    ] {
+        assert!(
+            open.contains(&(rule.to_owned(), severity.to_owned())),
+            "no open {severity} {rule} alert in {open:?}"
+        );
+    }
+    for rule in [
+        "craving_high",
+        "mood_low",
+        "sleep_poor",
+        "meals_skipped",
+        "halt",
+    ] {
+        assert!(
+            open.iter().any(|(r, _)| r == rule),
+            "no open {rule} alert in {open:?}"
+        );
+    }
+
+    // Some older alerts were followed up and resolved by a counsellor.
+    let r = app
+        .get("/v1/alerts?status=resolved&limit=200", admin.t())
+        .await
+        .expect(200);
+    assert!(
+        !r.body["items"].as_array().unwrap().is_empty(),
+        "{}",
+        r.text
+    );
+
+    // A second run refuses: the database is no longer empty.
+    let err = aftercare::demo::run(&app.state)
+        .await
+        .expect_err("refuses a non-empty database");
+    assert!(err.to_string().contains("empty database"), "{err}");
+}
