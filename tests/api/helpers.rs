@@ -258,7 +258,8 @@ impl TestApp {
         if let Some(path) = url.strip_prefix("sqlite://") {
             let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
             // The server's workers write concurrently: wait for the lock like they do.
-            c.batch_execute("PRAGMA busy_timeout = 10000;").expect("busy timeout");
+            c.batch_execute("PRAGMA busy_timeout = 10000;")
+                .expect("busy timeout");
             c.batch_execute(statement).expect("sql");
         } else {
             let mut c = diesel::PgConnection::establish(&url).expect("pg");
