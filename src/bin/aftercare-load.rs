@@ -351,10 +351,13 @@ impl Tally {
         self.transport_errors += other.transport_errors;
     }
 
+    /// Latencies are kept for successful requests only: a fast error must not flatter them.
     fn record(&mut self, took: Duration, outcome: Result<u16, reqwest::Error>) {
-        self.latencies.push(took);
         match outcome {
-            Ok(s) if (200..300).contains(&s) => self.ok += 1,
+            Ok(s) if (200..300).contains(&s) => {
+                self.ok += 1;
+                self.latencies.push(took);
+            }
             Ok(s) => *self.by_status.entry(s).or_default() += 1,
             Err(_) => self.transport_errors += 1,
         }
@@ -376,17 +379,19 @@ fn ms(d: Duration) -> String {
 
 fn report(label: &str, mut t: Tally, elapsed: Duration) {
     t.latencies.sort();
-    let n = t.latencies.len();
     let errors: u64 = t.by_status.values().sum::<u64>() + t.transport_errors;
+    let n = t.ok + errors;
+    let secs = elapsed.as_secs_f64().max(1e-9);
     println!("{label}");
     println!(
-        "  {n} requests in {:.1} s: {:.0} req/s ({} ok, {errors} errors)",
+        "  {n} requests in {:.1} s: {:.0} req/s, {:.0} ok/s ({} ok, {errors} errors)",
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64().max(1e-9),
+        n as f64 / secs,
+        t.ok as f64 / secs,
         t.ok,
     );
     println!(
-        "  latency p50 {}  p95 {}  p99 {}  max {}",
+        "  latency of ok requests: p50 {}  p95 {}  p99 {}  max {}",
         ms(percentile(&t.latencies, 0.50)),
         ms(percentile(&t.latencies, 0.95)),
         ms(percentile(&t.latencies, 0.99)),

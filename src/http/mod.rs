@@ -57,6 +57,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(policy::put_patient_policy)
                 .service(policy::get_org_policy)
                 .service(policy::put_org_policy)
+                .service(policy::get_crisis_resources)
+                .service(policy::put_crisis_resources)
                 .service(stream::alert_stream)
                 .service(alerts::list_alerts)
                 .service(alerts::get_alert)

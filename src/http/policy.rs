@@ -201,3 +201,113 @@ pub async fn put_patient_policy(
     Ok(HttpResponse::Ok()
         .json(super::audit_denial(&state, &caller, "risk_policy.write", result).await?))
 }
+
+/// The crisis resources patients see at once for self-harm, SOS and high-risk use.
+#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrisisResources {
+    /// 1–10 resources, most important first. An empty list restores the defaults (988, 911,
+    /// naloxone and never-use-alone advice).
+    pub items: Vec<crate::domain::risk::CrisisResource>,
+}
+
+/// The organisation's crisis resources (staff).
+#[utoipa::path(
+    tag = "organisation",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The resources patients are shown", body = CrisisResources),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Staff only", body = Problem),
+    )
+)]
+#[get("/organisation/crisis-resources")]
+pub async fn get_crisis_resources(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let org = caller.organisation_id.clone();
+    let items = state
+        .store
+        .run(move |conn| -> Result<_, ApiError> {
+            Ok(crate::service::check_ins::crisis_resources(
+                &accounts::find_organisation(conn, &org)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(CrisisResources { items }))
+}
+
+/// Replace the organisation's crisis resources (admins only), e.g. with local lines.
+#[utoipa::path(
+    tag = "organisation",
+    security(("bearer" = [])),
+    request_body = CrisisResources,
+    responses(
+        (status = 200, description = "The resources patients will be shown", body = CrisisResources),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Admins only", body = Problem),
+        (status = 422, description = "Invalid resources", body = Problem),
+    )
+)]
+#[put("/organisation/crisis-resources")]
+pub async fn put_crisis_resources(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<CrisisResources>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let items = body.0.items;
+    let mut errors = Vec::new();
+    if items.len() > 10 {
+        errors.push(crate::domain::validation::FieldError::new(
+            "items",
+            "must have at most 10 resources",
+        ));
+    }
+    for (i, r) in items.iter().enumerate() {
+        for (name, v, max) in [
+            ("name", &r.name, 100),
+            ("contact", &r.contact, 200),
+            ("description", &r.description, 500),
+        ] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > max {
+                errors.push(crate::domain::validation::FieldError::new(
+                    format!("items[{i}].{name}"),
+                    format!("must be 1 to {max} characters"),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let json = (!items.is_empty())
+        .then(|| serde_json::to_string(&items))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    let c = caller.clone();
+    let items = state
+        .store
+        .transaction(move |conn| -> Result<_, ApiError> {
+            accounts::set_crisis_resources(conn, &c.organisation_id, json.as_deref())?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "crisis_resources.write",
+                    patient_id: None,
+                    target_type: Some("organisation"),
+                    target_id: Some(&c.organisation_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(crate::service::check_ins::crisis_resources(
+                &accounts::find_organisation(conn, &c.organisation_id)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(CrisisResources { items }))
+}

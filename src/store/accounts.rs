@@ -176,3 +176,15 @@ pub fn users_with_role(
         .select(UserRow::as_select())
         .load(conn)?)
 }
+
+/// Replaces an organisation's crisis resources (JSON), or clears them back to the defaults.
+pub fn set_crisis_resources(
+    conn: &mut DbConnection,
+    id: &str,
+    json: Option<&str>,
+) -> StoreResult<()> {
+    diesel::update(organisations::table.find(id))
+        .set(organisations::crisis_resources.eq(json))
+        .execute(conn)?;
+    Ok(())
+}

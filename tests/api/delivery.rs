@@ -569,3 +569,46 @@ async fn a_retried_sos_press_raises_one_alert() {
         .expect(200);
     assert_eq!(inbox.body["items"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn an_organisation_shows_its_own_crisis_lines() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let defaults = app
+        .get("/v1/organisation/crisis-resources", counsellor.t())
+        .await
+        .expect(200);
+    assert_eq!(defaults.body["items"][0]["contact"], "Call or text 988");
+    let local = json!({"items": [{"name": "Harbour crisis team", "contact": "Call 555-0100, 24/7", "description": "Our own on-call counsellor."}]});
+    app.put("/v1/organisation/crisis-resources", counsellor.t(), &local)
+        .await
+        .expect_problem(403);
+    let bad = app
+        .put(
+            "/v1/organisation/crisis-resources",
+            admin.t(),
+            &json!({"items": [{"name": "", "contact": "x", "description": "y"}]}),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(bad.error_fields(), vec!["items[0].name"]);
+    app.put("/v1/organisation/crisis-resources", admin.t(), &local)
+        .await
+        .expect(200);
+    let r = self_harm(&app, &patient).await;
+    assert_eq!(r["crisis_resources"][0]["name"], "Harbour crisis team");
+    app.put(
+        "/v1/organisation/crisis-resources",
+        admin.t(),
+        &json!({"items": []}),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    assert_eq!(r.body["crisis_resources"][0]["contact"], "Call or text 988");
+}

@@ -18,6 +18,7 @@ pub struct SupportMessage {
 
 /// Somewhere to turn in a crisis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CrisisResource {
     /// Name, e.g. "988 Suicide & Crisis Lifeline".
     pub name: String,
