@@ -232,15 +232,16 @@ async fn enrol(
     retries: &Arc<AtomicU64>,
 ) -> anyhow::Result<Vec<Patient>> {
     let inv = api
-        .post_ok(
+        .post_retrying(
             "/v1/invitations",
             Some(admin_token),
             &json!({"role": "counsellor"}),
             201,
+            retries,
         )
         .await?;
     let reg = api
-        .post_ok(
+        .post_retrying(
             "/v1/auth/register",
             None,
             &json!({
@@ -251,6 +252,7 @@ async fn enrol(
                 "timezone": "UTC",
             }),
             201,
+            retries,
         )
         .await?;
     let counsellor = Arc::new(string(&reg, "access_token")?);
@@ -408,7 +410,7 @@ fn report(label: &str, mut t: Tally, elapsed: Duration) {
     }
 }
 
-/// Runs `concurrency` workers for `seconds`; worker `w` cycles over patients w, w+c, w+2c, …
+/// Runs `concurrency` workers for `seconds`, each cycling over its own patients.
 async fn drive(
     api: &Arc<Api>,
     patients: &Arc<Vec<Patient>>,
@@ -425,13 +427,21 @@ async fn drive(
         tasks.spawn(async move {
             let mut rng = StdRng::seed_from_u64(u64::from(w));
             let mut tally = Tally::default();
+            // Worker w owns patients w, w+c, w+2c, … so no two workers write one patient's
+            // check-in at once (with fewer patients than workers, some share).
+            let n = patients.len();
             let step = usize::try_from(concurrency).unwrap_or(1);
-            let mut i = usize::try_from(w).unwrap_or(0);
+            let w = usize::try_from(w).unwrap_or(0);
+            let mut own: Vec<usize> = (w..n).step_by(step).collect();
+            if own.is_empty() && n > 0 {
+                own.push(w % n);
+            }
+            let mut j = 0;
             while Instant::now() < deadline {
-                let Some(p) = patients.get(i % patients.len()) else {
+                let Some(p) = own.get(j % own.len().max(1)).and_then(|&i| patients.get(i)) else {
                     break;
                 };
-                i += step;
+                j += 1;
                 let rb = if write {
                     let date = local_today(p.timezone);
                     api.client

@@ -205,6 +205,26 @@ pub async fn submit_as_of(
     input: ValidCheckIn,
     today: Option<NaiveDate>,
 ) -> Result<Submitted, ApiError> {
+    // Two submissions for one date at the same moment (a phone retrying on a poor line) race
+    // for the same row or the same unresolved alert; the loser's transaction rolled back
+    // whole, so it is simply run again against what the winner stored.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match submit_once(state, caller, date, input.clone(), today).await {
+            Err(ApiError::Conflict(_)) if attempt < 4 => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn submit_once(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+    input: ValidCheckIn,
+    today: Option<NaiveDate>,
+) -> Result<Submitted, ApiError> {
     let caller = caller.clone();
     let settings = state.settings.clone();
     state

@@ -62,9 +62,18 @@ pub fn upsert(conn: &mut DbConnection, mut row: CheckInRow) -> StoreResult<(Chec
             row.id = existing.id;
             row.created_at = existing.created_at;
             row.version = existing.version + 1;
-            diesel::update(check_ins::table.find(&row.id))
-                .set(&row)
-                .execute(conn)?;
+            // Optimistic: if another submission for this date committed since we read it,
+            // nothing matches and the caller retries on the newer version.
+            let n = diesel::update(
+                check_ins::table
+                    .find(&row.id)
+                    .filter(check_ins::version.eq(existing.version)),
+            )
+            .set(&row)
+            .execute(conn)?;
+            if n != 1 {
+                return Err(super::StoreError::Conflict("check_ins_version".into()));
+            }
             Ok((row, false))
         }
         None => {

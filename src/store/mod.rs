@@ -9,7 +9,7 @@ pub mod schema;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -242,7 +242,27 @@ impl Store {
             + Send
             + 'static,
     {
-        self.run(move |conn| conn.transaction(f)).await
+        self.run(move |conn| {
+            if !matches!(conn, DbConnection::Sqlite(_)) {
+                return conn.transaction(f);
+            }
+            // SQLite: take the write lock at BEGIN. A deferred transaction that reads first
+            // and writes later fails at once with "database is locked" when another
+            // connection committed in between (busy_timeout cannot help it); an immediate one
+            // waits for the lock instead.
+            if let DbConnection::Sqlite(c) = &mut *conn {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+            }
+            let result = f(&mut *conn);
+            if let DbConnection::Sqlite(c) = &mut *conn {
+                match &result {
+                    Ok(_) => AnsiTransactionManager::commit_transaction(c)?,
+                    Err(_) => AnsiTransactionManager::rollback_transaction(c)?,
+                }
+            }
+            result
+        })
+        .await
     }
 
     /// Whether the database answers, for the readiness probe.

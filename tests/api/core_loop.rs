@@ -1372,3 +1372,49 @@ async fn every_check_in_write_is_in_the_audit_trail() {
         .await
         .expect_problem(403);
 }
+
+#[tokio::test]
+async fn simultaneous_submissions_all_succeed_and_every_version_counts() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patients = [
+        app.patient(&counsellor).await,
+        app.patient(&counsellor).await,
+        app.patient(&counsellor).await,
+    ];
+    let date = today("America/New_York");
+    // The same date from one phone retrying, and other patients writing at the same time.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        for p in &patients {
+            let client = app.client.clone();
+            let url = app.url(&format!("/v1/me/check-ins/{date}"));
+            let token = p.token.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = json!({"craving": i % 5, "mood": 6, "exercise_minutes": 10, "meals": 3, "used_substance": false});
+                client.put(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
+            }));
+        }
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "one creation per patient"
+    );
+    for p in &patients {
+        let r = app
+            .get(&format!("/v1/me/check-ins/{date}"), p.t())
+            .await
+            .expect(200);
+        assert_eq!(r.body["version"], 8, "no correction lost");
+    }
+}
