@@ -257,7 +257,12 @@ async fn submit_once(
 
             let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
             let last = patient.last_check_in_on.map_or(date, |l| l.max(date));
-            let last_use = check_ins::last_use_before(conn, &patient.user_id, NaiveDate::MAX)?;
+            // Any later date will do; not NaiveDate::MAX, whose text form SQLite compares wrongly.
+            let last_use = check_ins::last_use_before(
+                conn,
+                &patient.user_id,
+                date.max(today) + TimeDelta::days(2),
+            )?;
             check_ins::update_patient_dates(
                 conn,
                 &patient.user_id,

@@ -65,6 +65,12 @@ impl From<diesel::result::Error> for StoreError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            Error::BrokenTransactionManager => {
+                Self::Unavailable("connection lost mid-transaction".into())
+            }
             other => Self::Other(anyhow::Error::new(other)),
         }
     }
@@ -184,7 +190,9 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> DbPool
         .max_size(max_size)
         .min_idle(Some(0))
         .connection_timeout(timeout)
-        .test_on_check_out(false)
+        // A cheap `SELECT 1` per checkout: after a database restart, dead pooled connections
+        // are replaced instead of failing request after request.
+        .test_on_check_out(true)
         .build_unchecked(Manager { url: url.clone() })
 }
 

@@ -1418,3 +1418,55 @@ async fn simultaneous_submissions_all_succeed_and_every_version_counts() {
         assert_eq!(r.body["version"], 8, "no correction lost");
     }
 }
+
+#[tokio::test]
+async fn the_caseload_counts_abstinence_from_the_latest_reported_use() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let tz = "America/New_York";
+    let calm = json!({"craving": 2, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false});
+    let mut used = calm.clone();
+    used["used_substance"] = json!(true);
+    app.put(
+        &format!("/v1/me/check-ins/{}", local_day(tz, -4)),
+        patient.t(),
+        &calm,
+    )
+    .await
+    .expect(201);
+    app.put(
+        &format!("/v1/me/check-ins/{}", local_day(tz, -3)),
+        patient.t(),
+        &used,
+    )
+    .await
+    .expect(201);
+    app.put(
+        &format!("/v1/me/check-ins/{}", local_day(tz, 0)),
+        patient.t(),
+        &calm,
+    )
+    .await
+    .expect(201);
+    let days = |r: &Resp| r.body["items"][0]["days_since_last_use"].clone();
+    let r = app.get("/v1/patients", counsellor.t()).await.expect(200);
+    assert_eq!(
+        days(&r),
+        json!(3),
+        "clean days after the use: -2, -1 and today"
+    );
+    let s = app.get("/v1/me/summary", patient.t()).await.expect(200);
+    assert_eq!(s.body["days_since_last_use"], 3);
+    // A use today resets it.
+    app.put(
+        &format!("/v1/me/check-ins/{}", local_day(tz, 0)),
+        patient.t(),
+        &used,
+    )
+    .await
+    .expect(200);
+    let r = app.get("/v1/patients", counsellor.t()).await.expect(200);
+    assert_eq!(days(&r), json!(0));
+}

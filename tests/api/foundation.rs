@@ -103,6 +103,7 @@ async fn readiness_is_503_when_the_database_is_gone() {
         return;
     };
     app.get("/health/ready", None).await.expect(200);
+    let user = app.admin().await;
     tokio::task::spawn_blocking(move || {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
@@ -115,6 +116,12 @@ async fn readiness_is_503_when_the_database_is_gone() {
     let started = std::time::Instant::now();
     let r = app.get("/health/ready", None).await.expect(503);
     assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // An API request answers 503 too, promptly, without internals.
+    let started = std::time::Instant::now();
+    let r = app.get("/v1/me", user.t()).await.expect_problem(503);
+    assert!(r.header("retry-after").is_some());
+    assert!(!r.text.contains("database \""), "{}", r.text);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
