@@ -242,13 +242,7 @@ pub async fn list_my_check_ins(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "check_in.list",
-                    patient_id: Some(&c.user_id),
-                    target_type: Some("check_in"),
-                    target_id: None,
-                    outcome: "success",
-                },
+                audit::Event::patient("check_in.list", &c.user_id, "check_in", None),
             )?;
             Ok(page)
         })
@@ -285,13 +279,7 @@ pub async fn get_my_check_in(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "check_in.read",
-                    patient_id: Some(&c.user_id),
-                    target_type: Some("check_in"),
-                    target_id: Some(&row.id),
-                    outcome: "success",
-                },
+                audit::Event::patient("check_in.read", &c.user_id, "check_in", Some(&row.id)),
             )?;
             Ok(row)
         })
@@ -417,13 +405,7 @@ pub async fn my_summary(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "summary.read",
-                    patient_id: Some(&c.user_id),
-                    target_type: Some("patient"),
-                    target_id: Some(&c.user_id),
-                    outcome: "success",
-                },
+                audit::Event::patient("summary.read", &c.user_id, "patient", Some(&c.user_id)),
             )?;
             Ok(s)
         })
@@ -541,13 +523,7 @@ pub async fn patient_check_ins(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "check_in.list",
-                    patient_id: Some(&id),
-                    target_type: Some("check_in"),
-                    target_id: None,
-                    outcome: "success",
-                },
+                audit::Event::patient("check_in.list", &id, "check_in", None),
             )?;
             Ok(page)
         })

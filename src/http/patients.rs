@@ -126,13 +126,7 @@ pub async fn get_patient(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "patient.read",
-                    patient_id: Some(&id),
-                    target_type: Some("patient"),
-                    target_id: Some(&id),
-                    outcome: "success",
-                },
+                audit::Event::patient("patient.read", &id, "patient", Some(&id)),
             )?;
             Ok(d)
         })
@@ -295,13 +289,7 @@ pub async fn caseload(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "caseload.read",
-                    patient_id: None,
-                    target_type: Some("patient"),
-                    target_id: None,
-                    outcome: "success",
-                },
+                audit::Event::other("caseload.read", "patient", None),
             )?;
             Ok(items.into_iter().map(|(_, i)| i).collect())
         })
@@ -404,13 +392,7 @@ pub async fn patch_patient(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "patient.write",
-                    patient_id: Some(&id),
-                    target_type: Some("patient"),
-                    target_id: Some(&id),
-                    outcome: "success",
-                },
+                audit::Event::patient("patient.write", &id, "patient", Some(&id)),
             )?;
             detail(conn, &id)
         })

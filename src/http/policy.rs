@@ -82,13 +82,11 @@ pub async fn put_org_policy(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "risk_policy.write",
-                    patient_id: None,
-                    target_type: Some("organisation"),
-                    target_id: Some(&c.organisation_id),
-                    outcome: "success",
-                },
+                audit::Event::other(
+                    "risk_policy.write",
+                    "organisation",
+                    Some(&c.organisation_id),
+                ),
             )?;
             Ok(())
         })
@@ -127,13 +125,7 @@ pub async fn get_patient_policy(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "risk_policy.read",
-                    patient_id: Some(&id),
-                    target_type: Some("patient"),
-                    target_id: Some(&id),
-                    outcome: "success",
-                },
+                audit::Event::patient("risk_policy.read", &id, "patient", Some(&id)),
             )?;
             Ok(PatientPolicy {
                 overrides,
@@ -184,13 +176,7 @@ pub async fn put_patient_policy(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "risk_policy.write",
-                    patient_id: Some(&id),
-                    target_type: Some("patient"),
-                    target_id: Some(&id),
-                    outcome: "success",
-                },
+                audit::Event::patient("risk_policy.write", &id, "patient", Some(&id)),
             )?;
             Ok(PatientPolicy {
                 overrides,
@@ -296,13 +282,11 @@ pub async fn put_crisis_resources(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "crisis_resources.write",
-                    patient_id: None,
-                    target_type: Some("organisation"),
-                    target_id: Some(&c.organisation_id),
-                    outcome: "success",
-                },
+                audit::Event::other(
+                    "crisis_resources.write",
+                    "organisation",
+                    Some(&c.organisation_id),
+                ),
             )?;
             Ok(crate::service::check_ins::crisis_resources(
                 &accounts::find_organisation(conn, &c.organisation_id)?,

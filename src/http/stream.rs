@@ -37,17 +37,7 @@ pub async fn alert_stream(
     state
         .store
         .run(move |conn| -> Result<(), ApiError> {
-            audit::record(
-                conn,
-                &c,
-                audit::Event {
-                    action: "alert.stream",
-                    patient_id: None,
-                    target_type: Some("alert"),
-                    target_id: None,
-                    outcome: "success",
-                },
-            )?;
+            audit::record(conn, &c, audit::Event::other("alert.stream", "alert", None))?;
             Ok(())
         })
         .await?;

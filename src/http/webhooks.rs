@@ -139,13 +139,7 @@ pub async fn create_webhook(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "webhook.created",
-                    patient_id: None,
-                    target_type: Some("webhook"),
-                    target_id: Some(&stored.id),
-                    outcome: "success",
-                },
+                audit::Event::other("webhook.created", "webhook", Some(&stored.id)),
             )?;
             Ok(())
         })
@@ -240,13 +234,7 @@ pub async fn delete_webhook(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "webhook.deleted",
-                    patient_id: None,
-                    target_type: Some("webhook"),
-                    target_id: Some(&id),
-                    outcome: "success",
-                },
+                audit::Event::other("webhook.deleted", "webhook", Some(&id)),
             )?;
             Ok(())
         })

@@ -528,13 +528,7 @@ pub async fn change_password(
             audit::record(
                 conn,
                 &caller,
-                audit::Event {
-                    action: "account.password_changed",
-                    patient_id: None,
-                    target_type: Some("user"),
-                    target_id: Some(&caller.user_id),
-                    outcome: "success",
-                },
+                audit::Event::other("account.password_changed", "user", Some(&caller.user_id)),
             )?;
             Ok(())
         })
@@ -658,13 +652,7 @@ pub async fn invite(
             audit::record(
                 conn,
                 &caller,
-                audit::Event {
-                    action: "invitation.created",
-                    patient_id: None,
-                    target_type: Some("invitation"),
-                    target_id: Some(&row.id),
-                    outcome: "success",
-                },
+                audit::Event::other("invitation.created", "invitation", Some(&row.id)),
             )?;
             Ok(row)
         })
@@ -727,13 +715,7 @@ pub async fn set_care_team(
             audit::record(
                 conn,
                 &caller,
-                audit::Event {
-                    action: "care_team.write",
-                    patient_id: Some(&patient_id),
-                    target_type: Some("patient"),
-                    target_id: Some(&patient_id),
-                    outcome: "success",
-                },
+                audit::Event::patient("care_team.write", &patient_id, "patient", Some(&patient_id)),
             )?;
             Ok(members)
         })

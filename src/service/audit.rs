@@ -18,6 +18,35 @@ pub struct Event<'a> {
     pub outcome: &'a str,
 }
 
+impl<'a> Event<'a> {
+    /// A successful read or write of one patient's data.
+    pub fn patient(
+        action: &'a str,
+        patient_id: &'a str,
+        target_type: &'a str,
+        target_id: Option<&'a str>,
+    ) -> Self {
+        Self {
+            action,
+            patient_id: Some(patient_id),
+            target_type: Some(target_type),
+            target_id,
+            outcome: "success",
+        }
+    }
+
+    /// A successful action that touches no single patient's data.
+    pub fn other(action: &'a str, target_type: &'a str, target_id: Option<&'a str>) -> Self {
+        Self {
+            action,
+            patient_id: None,
+            target_type: Some(target_type),
+            target_id,
+            outcome: "success",
+        }
+    }
+}
+
 /// Records an event by an authenticated caller.
 pub fn record(conn: &mut DbConnection, caller: &Caller, e: Event<'_>) -> StoreResult<()> {
     audit::insert(

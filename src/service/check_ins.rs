@@ -291,13 +291,7 @@ async fn submit_once(
             audit::record(
                 conn,
                 &caller,
-                audit::Event {
-                    action: "check_in.write",
-                    patient_id: Some(&caller.user_id),
-                    target_type: Some("check_in"),
-                    target_id: Some(&row.id),
-                    outcome: "success",
-                },
+                audit::Event::patient("check_in.write", &caller.user_id, "check_in", Some(&row.id)),
             )?;
             let crisis = if risk::needs_crisis_resources(&findings) {
                 crisis_resources(&org)
@@ -438,13 +432,7 @@ pub async fn sos(
             audit::record(
                 conn,
                 &caller,
-                audit::Event {
-                    action: "sos.write",
-                    patient_id: Some(&caller.user_id),
-                    target_type: Some("alert"),
-                    target_id: Some(&alert.id),
-                    outcome: "success",
-                },
+                audit::Event::patient("sos.write", &caller.user_id, "alert", Some(&alert.id)),
             )?;
             let outcome = SosOutcome {
                 alert_id: alert.id,
