@@ -358,3 +358,68 @@ pub async fn resolve(
     .await?;
     Ok(HttpResponse::Ok().json(a))
 }
+
+/// One recorded change to an alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertChange {
+    /// `created`, `repeated`, `severity_raised`, `acknowledged`, `resolved` or `escalated`.
+    pub change: String,
+    /// Who made it (null for the system: the risk engine, a sweep).
+    pub actor_id: Option<String>,
+    /// The severity after the change.
+    pub severity: Option<String>,
+    /// The status after the change.
+    pub status: Option<String>,
+    /// The outcome, for a resolution.
+    pub detail: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Every change to an alert, oldest first: who did what and when.
+#[utoipa::path(
+    tag = "alerts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert's history", body = Vec<AlertChange>),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such alert within your reach", body = Problem),
+    )
+)]
+#[get("/alerts/{id}/history")]
+pub async fn alert_history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let id = path.into_inner();
+    let c = caller.clone();
+    let result = state
+        .store
+        .run(move |conn| -> Result<Vec<AlertChange>, ApiError> {
+            let alert = reachable_alert(conn, &c, &id)?;
+            let changes = alerts::changes(conn, &id)?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event::patient("alert.history", &alert.patient_id, "alert", Some(&id)),
+            )?;
+            Ok(changes
+                .into_iter()
+                .map(|ch| AlertChange {
+                    change: ch.change,
+                    actor_id: ch.actor_id,
+                    severity: ch.severity,
+                    status: ch.status,
+                    detail: ch.detail,
+                    at: utc(ch.created_at),
+                })
+                .collect())
+        })
+        .await;
+    let items = super::audit_denial(&state, &caller, "alert.history", result).await?;
+    Ok(HttpResponse::Ok().json(items))
+}

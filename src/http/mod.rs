@@ -62,6 +62,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(stream::alert_stream)
                 .service(alerts::list_alerts)
                 .service(alerts::get_alert)
+                .service(alerts::alert_history)
                 .service(alerts::acknowledge)
                 .service(alerts::resolve)
                 .service(webhooks::create_webhook)

@@ -264,3 +264,24 @@ pub fn feed_since(
         ))
         .load(conn)?)
 }
+
+/// Feed entries of an organisation after `after_seq` (a reconnecting stream's Last-Event-ID).
+pub fn feed_after(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, String, String, String)>> {
+    Ok(alert_feed::table
+        .filter(alert_feed::organisation_id.eq(organisation_id))
+        .filter(alert_feed::seq.gt(after_seq))
+        .order(alert_feed::seq.asc())
+        .limit(limit)
+        .select((
+            alert_feed::seq,
+            alert_feed::organisation_id,
+            alert_feed::alert_id,
+            alert_feed::event_type,
+        ))
+        .load(conn)?)
+}

@@ -293,12 +293,23 @@ async fn counsellors_get_a_short_email_without_clinical_detail() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
-/// Reads server-sent events until `pred` matches one or the time runs out.
+/// Reads the next server-sent event (type and data), skipping comments.
 async fn next_event(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin),
     buf: &mut String,
     within: Duration,
 ) -> Option<(String, Value)> {
+    next_event_with_id(stream, buf, within)
+        .await
+        .map(|(_, e, d)| (e, d))
+}
+
+/// Like [`next_event`], with the event's `id:`.
+async fn next_event_with_id(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin),
+    buf: &mut String,
+    within: Duration,
+) -> Option<(i64, String, Value)> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(end) = buf.find("\n\n") {
@@ -311,8 +322,12 @@ async fn next_event(
                 .lines()
                 .find_map(|l| l.strip_prefix("data: "))
                 .map(str::to_owned);
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .and_then(|i| i.parse().ok());
             if let (Some(e), Some(d)) = (event, data) {
-                return Some((e, serde_json::from_str(&d).unwrap()));
+                return Some((id.unwrap_or(0), e, serde_json::from_str(&d).unwrap()));
             }
             continue;
         }
@@ -611,4 +626,80 @@ async fn an_organisation_shows_its_own_crisis_lines() {
         .await
         .expect(202);
     assert_eq!(r.body["crisis_resources"][0]["contact"], "Call or text 988");
+}
+
+#[tokio::test]
+async fn a_reconnecting_dashboard_gets_what_it_missed_and_the_alert_keeps_its_history() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let mut stream = open_stream(&app, &counsellor).await;
+    let mut buf = String::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let (last_id, _, _) = next_event_with_id(&mut stream, &mut buf, Duration::from_secs(3))
+        .await
+        .expect("first event");
+    drop(stream);
+
+    // While the dashboard is offline: the alert is acknowledged and another SOS comes in.
+    let id = first.body["alert_id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/alerts/{id}/acknowledge"),
+        counsellor.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let second = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+
+    let r = app
+        .client
+        .get(app.url("/v1/alerts/stream"))
+        .bearer_auth(&counsellor.token)
+        .header("last-event-id", last_id.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = r.bytes_stream();
+    let mut buf = String::new();
+    let (e1, a1) = next_event(&mut resumed, &mut buf, Duration::from_secs(3))
+        .await
+        .expect("missed update");
+    let (e2, a2) = next_event(&mut resumed, &mut buf, Duration::from_secs(3))
+        .await
+        .expect("missed alert");
+    assert_eq!(
+        (e1.as_str(), a1["id"].as_str()),
+        ("alert.updated", Some(id))
+    );
+    assert_eq!(
+        (e2.as_str(), &a2["id"]),
+        ("alert.created", &second.body["alert_id"])
+    );
+
+    let history = app
+        .get(&format!("/v1/alerts/{id}/history"), counsellor.t())
+        .await
+        .expect(200);
+    let changes: Vec<&str> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, vec!["created", "acknowledged"]);
+    assert_eq!(history.body[1]["actor_id"], counsellor.id);
+    let other = app.counsellor(&admin).await;
+    app.get(&format!("/v1/alerts/{id}/history"), other.t())
+        .await
+        .expect_problem(404);
 }
