@@ -231,7 +231,8 @@ async fn submit_once(
         .store
         .transaction(move |conn| -> Result<Submitted, ApiError> {
             let now = store::now();
-            let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            let patient =
+                patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
             let today = today.unwrap_or_else(|| local_today(&caller.timezone));
             let late = check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;

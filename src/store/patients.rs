@@ -265,3 +265,17 @@ pub fn lock_due(
         DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).first(lite).optional()?,
     })
 }
+
+/// Reads a patient and, on PostgreSQL, locks the row until the transaction ends, so one
+/// patient's check-ins are evaluated one at a time (SQLite already has a single writer).
+pub fn find_for_update(conn: &mut DbConnection, user_id: &str) -> StoreResult<Option<PatientRow>> {
+    let q = patients::table.filter(patients::user_id.eq(user_id.to_owned()));
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(PatientRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).first(lite).optional()?,
+    })
+}
