@@ -89,8 +89,14 @@ pub struct Settings {
     pub max_concurrent_hashes: usize,
     /// Failed logins per account or address before throttling (`AFTERCARE_LOGIN_MAX_FAILURES`, default 5).
     pub login_max_failures: u32,
+    /// Failed logins from one client address before throttling
+    /// (`AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS`, default 20: clinics share networks).
+    pub login_max_failures_per_address: u32,
     /// The throttling window (`AFTERCARE_LOGIN_WINDOW_SECS`, default 900).
     pub login_window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`AFTERCARE_TRUSTED_PROXIES`,
+    /// comma-separated IP addresses; default none, so the TCP peer is the client).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How often the missed-check-in and escalation sweep runs (`AFTERCARE_SWEEP_INTERVAL_SECS`, default 300).
     pub sweep_interval: Duration,
     /// First retry delay for webhook and email deliveries (`AFTERCARE_DELIVERY_RETRY_BASE_MS`, default 5000).
@@ -174,6 +180,23 @@ impl Reader<'_> {
                 default
             }
         }
+    }
+
+    fn addresses(&mut self, name: &'static str) -> Vec<std::net::IpAddr> {
+        let Some(raw) = self.raw(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.parse() {
+                Ok(ip) => out.push(ip),
+                Err(_) => self.errors.push(SettingError {
+                    variable: name,
+                    message: format!("`{part}` is not an IP address (give a comma-separated list)"),
+                }),
+            }
+        }
+        out
     }
 
     fn boolean(&mut self, name: &'static str, default: bool) -> bool {
@@ -312,6 +335,13 @@ impl Settings {
             ),
             max_concurrent_hashes: r.number("AFTERCARE_MAX_CONCURRENT_HASHES", cores, 1, 64),
             login_max_failures: r.number("AFTERCARE_LOGIN_MAX_FAILURES", 5u32, 1, 100),
+            login_max_failures_per_address: r.number(
+                "AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                20u32,
+                1,
+                10_000,
+            ),
+            trusted_proxies: r.addresses("AFTERCARE_TRUSTED_PROXIES"),
             login_window: Duration::from_secs(r.number(
                 "AFTERCARE_LOGIN_WINDOW_SECS",
                 900u64,

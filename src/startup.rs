@@ -69,6 +69,7 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                .wrap(from_fn(http::audit_denials))
                 // Patient data must never sit in a browser or proxy cache; responses that
                 // may be cached (the public keys) say so themselves.
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))

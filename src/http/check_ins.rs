@@ -72,10 +72,12 @@ pub struct CheckIn {
     pub late: bool,
 }
 
-/// Shapes a stored check-in; `late` is relative to the patient's local today.
-pub fn view(r: CheckInRow, today: NaiveDate) -> CheckIn {
+/// Shapes a stored check-in; `late` says whether the date was already past, in the patient's
+/// timezone, when the check-in for it first arrived (a later correction does not change it).
+pub fn view(r: CheckInRow, timezone: &str) -> CheckIn {
+    let first_received = r.created_at.and_utc().with_timezone(&service::tz(timezone));
     CheckIn {
-        late: r.date < today,
+        late: r.date < first_received.date_naive(),
         date: r.date,
         craving: r.craving,
         mood: r.mood,
@@ -153,12 +155,8 @@ pub async fn put_check_in(
     let date = parse_date(&path.into_inner())?;
     let valid = body.0.validate().map_err(ApiError::Validation)?;
     let done = service::submit(&state, &caller, date, valid).await?;
-    let today = local_today(&caller.timezone);
     let body = CheckInResponse {
-        check_in: CheckIn {
-            late: done.late,
-            ..view(done.row, today)
-        },
+        check_in: view(done.row, &caller.timezone),
         support: done.support,
         crisis_resources: done.crisis_resources,
     };
@@ -204,13 +202,12 @@ fn page_of(
         })?),
         None => None,
     };
-    let today = local_today(timezone);
     let rows = store::page(conn, patient_id, q.from, q.to, before, limit + 1)?;
     Ok(Page::from_rows(
         rows,
         limit,
         |r| r.date.to_string(),
-        |r| view(r, today),
+        |r| view(r, timezone),
     ))
 }
 
@@ -284,7 +281,7 @@ pub async fn get_my_check_in(
             Ok(row)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(view(row, local_today(&caller.timezone))))
+    Ok(HttpResponse::Ok().json(view(row, &caller.timezone)))
 }
 
 /// Averages over the last seven local days.
@@ -443,6 +440,8 @@ pub struct SosResponse {
         (status = 202, description = "The care team is being alerted", body = SosResponse),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Patients only", body = Problem),
+        (status = 413, description = "Body larger than 64 KiB", body = Problem),
+        (status = 415, description = "A body that is not JSON", body = Problem),
         (status = 422, description = "Message too long", body = Problem),
     )
 )]
@@ -450,10 +449,11 @@ pub struct SosResponse {
 pub async fn sos(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    body: super::extract::LimitedBody,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     require_patient(&caller)?;
+    let body = body.0;
     // The button must work even when the app sends no body at all.
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         SosRequest { message: None }
@@ -528,6 +528,6 @@ pub async fn patient_check_ins(
             Ok(page)
         })
         .await;
-    let page = super::audit_denial(&state, &caller, "check_in.list", result).await?;
+    let page = result?;
     Ok(HttpResponse::Ok().json(page))
 }

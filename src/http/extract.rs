@@ -104,18 +104,41 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads a whole body of at most [`JSON_LIMIT`] bytes; larger is a 413.
+async fn read_limited(
+    declared: Option<usize>,
+    mut payload: Payload,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    if declared.is_some_and(|n| n > JSON_LIMIT) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::BadRequest("The request body could not be read.".into()))?;
+        if body.len() + chunk.len() > JSON_LIMIT {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let declared = declared_length(req);
+        let payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|n| n > JSON_LIMIT) {
                 return Err(ApiError::PayloadTooLarge);
@@ -123,18 +146,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ApiError::BadRequest("The request body could not be read.".into())
-                })?;
-                if body.len() + chunk.len() > JSON_LIMIT {
-                    return Err(ApiError::PayloadTooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(declared, payload).await?;
             parse_json(&body).map(Json)
         })
+    }
+}
+
+/// A raw body (for endpoints whose body is optional), under the same size limit as JSON.
+#[derive(Debug)]
+pub struct LimitedBody(pub actix_web::web::Bytes);
+
+impl FromRequest for LimitedBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = declared_length(req);
+        let payload = payload.take();
+        Box::pin(async move { read_limited(declared, payload).await.map(LimitedBody) })
     }
 }
 

@@ -113,6 +113,9 @@ pub async fn patch_me(
                 }
             }
             users::update_user(conn, &c.user_id, &changes)?;
+            if changes.timezone.is_some() && c.role == crate::auth::Role::Patient {
+                crate::service::check_ins::reschedule_missed_review(conn, &c.user_id)?;
+            }
             crate::service::audit::record(
                 conn,
                 &c,

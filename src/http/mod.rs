@@ -130,17 +130,39 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
-/// Records a denied attempt (403, or 404 for an object out of reach) in the audit trail, in
-/// its own write: the denied action's transaction, if any, has rolled back.
-pub async fn audit_denial<T>(
-    state: &crate::state::AppState,
-    caller: &crate::auth::Caller,
-    action: &'static str,
-    result: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    if matches!(result, Err(ApiError::NotFound | ApiError::Forbidden)) {
-        let c = caller.clone();
-        let _ = state
+/// Records every denial an authenticated caller receives in the audit trail, in its own
+/// write (the denied action's transaction, if any, has rolled back): a 403 (a role asking for
+/// what it may not do) as `permission.denied`, a 404 on a route that names an object (one out
+/// of reach, or missing: the same to the caller) as `object.denied`. Who, which route, which
+/// object, when.
+pub async fn audit_denials(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let request = res.request();
+    let action = match res.status() {
+        actix_web::http::StatusCode::FORBIDDEN => "permission.denied",
+        actix_web::http::StatusCode::NOT_FOUND if request.match_info().get("id").is_some() => {
+            "object.denied"
+        }
+        _ => return Ok(res),
+    };
+    let caller = actix_web::HttpMessage::extensions(request)
+        .get::<crate::auth::Caller>()
+        .cloned();
+    let state = request
+        .app_data::<web::Data<crate::state::AppState>>()
+        .cloned();
+    if let (Some(c), Some(state)) = (caller, state) {
+        let route = format!(
+            "{} {}",
+            request.method(),
+            request.match_pattern().unwrap_or_default()
+        );
+        let object = request.match_info().get("id").map(str::to_owned);
+        let patient = object.clone().filter(|_| route.contains("/patients/{id}"));
+        let written = state
             .store
             .run(move |conn| -> Result<(), ApiError> {
                 crate::service::audit::record(
@@ -148,15 +170,18 @@ pub async fn audit_denial<T>(
                     &c,
                     crate::service::audit::Event {
                         action,
-                        patient_id: None,
-                        target_type: None,
-                        target_id: None,
+                        patient_id: patient.as_deref(),
+                        target_type: Some(&route),
+                        target_id: object.as_deref(),
                         outcome: "denied",
                     },
                 )?;
                 Ok(())
             })
             .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not audit a denial");
+        }
     }
-    result
+    Ok(res)
 }

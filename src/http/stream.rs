@@ -19,7 +19,9 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Live alert events: `alert.created`, `alert.updated` and `alert.escalated`, each as
 /// `event: <type>` with `data: <alert JSON>` and an `id:`, for the patients the caller may read;
 /// a comment heartbeat every 15 seconds. A reconnecting client that sends `Last-Event-ID` first
-/// receives the events it missed.
+/// receives the events it missed. The caller is re-checked at every event and heartbeat: the
+/// stream ends when the access token expires or the account is disabled, changes its password
+/// or loses its role, and the client reconnects with a fresh token.
 #[utoipa::path(
     tag = "alerts",
     security(("bearer" = [])),
@@ -64,6 +66,7 @@ pub async fn alert_stream(
         }
         None => Vec::new(),
     };
+    let token = crate::auth::caller::bearer_token(&req)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let st = state.clone();
     actix_web::rt::spawn(async move {
@@ -74,34 +77,48 @@ pub async fn alert_stream(
         {
             return;
         }
+        let mut caller = caller;
         let mut sent_up_to = resume_after.unwrap_or(i64::MIN);
         for (seq, _, alert_id, event_type) in backlog {
-            if let Some(f) = frame(&st, &caller, seq, &alert_id, &event_type).await {
-                if tx.send(f).await.is_err() {
-                    return;
+            match frame(&st, &caller, seq, &alert_id, &event_type).await {
+                Ok(Some(f)) => {
+                    if tx.send(f).await.is_err() {
+                        return;
+                    }
                 }
+                Ok(None) => {}
+                Err(()) => return,
             }
             sent_up_to = seq;
         }
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.tick().await;
+        // Whenever the stream ends early (token expired, account disabled, events missed, the
+        // database unreachable), the client's EventSource reconnects with its Last-Event-ID and
+        // either resumes where it stopped or is told why it may not.
         loop {
             tokio::select! {
                 ev = events.recv() => {
-                    let ev = match ev {
-                        Ok(ev) => ev,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    };
+                    let Ok(ev) = ev else { break };
                     if ev.organisation_id != caller.organisation_id || ev.seq <= sent_up_to {
                         continue;
                     }
-                    let Some(f) = frame(&st, &caller, ev.seq, &ev.alert_id, &ev.event_type).await else { continue };
-                    if tx.send(f).await.is_err() {
-                        break;
+                    let Some(current) = still_allowed(&st, &token, &caller).await else { break };
+                    caller = current;
+                    match frame(&st, &caller, ev.seq, &ev.alert_id, &ev.event_type).await {
+                        Ok(Some(f)) => {
+                            if tx.send(f).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(()) => break,
                     }
+                    sent_up_to = ev.seq;
                 }
                 _ = beat.tick() => {
+                    let Some(current) = still_allowed(&st, &token, &caller).await else { break };
+                    caller = current;
                     if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
                         break;
                     }
@@ -120,23 +137,38 @@ pub async fn alert_stream(
         .streaming(body))
 }
 
+/// The caller as they are now, if their token is still valid and their account may still
+/// read the stream (not disabled, password unchanged, still a counsellor or admin).
+async fn still_allowed(st: &AppState, token: &str, before: &Caller) -> Option<Caller> {
+    let now = crate::auth::caller::authenticate(st, token, before.request_id.clone())
+        .await
+        .ok()?;
+    now.require(&[Role::Admin, Role::Counsellor]).ok()?;
+    Some(now)
+}
+
 /// One event frame, if the caller may read the alert. Reach is checked per event: a counsellor
-/// removed from a care team stops receiving that patient's events at once.
+/// removed from a care team stops receiving that patient's events at once. `Err` when the
+/// database could not say (the stream then closes so the client resumes without a gap).
 async fn frame(
     st: &AppState,
     caller: &Caller,
     seq: i64,
     alert_id: &str,
     event_type: &str,
-) -> Option<Bytes> {
+) -> Result<Option<Bytes>, ()> {
     let (c, id) = (caller.clone(), alert_id.to_owned());
-    let alert = st
+    let alert = match st
         .store
         .run(move |conn| reachable_alert(conn, &c, &id))
         .await
-        .ok()?;
-    let data = serde_json::to_string(&Alert::from(alert)).ok()?;
-    Some(Bytes::from(format!(
+    {
+        Ok(alert) => alert,
+        Err(ApiError::NotFound) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let data = serde_json::to_string(&Alert::from(alert)).map_err(|_| ())?;
+    Ok(Some(Bytes::from(format!(
         "id: {seq}\nevent: {event_type}\ndata: {data}\n\n"
-    )))
+    ))))
 }

@@ -129,6 +129,8 @@ pub async fn update_user(
                 )?;
                 if d {
                     sessions::revoke_user(conn, &id, now)?;
+                } else if user.role == "patient" {
+                    crate::service::check_ins::reschedule_missed_review(conn, &id)?;
                 }
             }
             audit::record(

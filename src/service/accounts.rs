@@ -173,8 +173,25 @@ pub async fn register(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let hash = state.hasher.hash(input.password).await?;
     let code_hash = tokens::hash_secret(input.invitation_code.trim());
+    // Refuse a wrong code before spending a password hash on it: a cheap request must not buy
+    // an expensive one. The transaction below checks the code again.
+    let probe = code_hash.clone();
+    let usable = state
+        .store
+        .run(move |conn| -> Result<bool, ApiError> {
+            let now = store::now();
+            Ok(invitations::find_by_code_hash(conn, &probe)?
+                .is_some_and(|inv| inv.used_at.is_none() && inv.expires_at > now))
+        })
+        .await?;
+    if !usable {
+        return Err(ApiError::field(
+            "invitation_code",
+            "is not valid, has expired or was already used",
+        ));
+    }
+    let hash = state.hasher.hash(input.password).await?;
     let st = state.clone();
     let (user, refresh) = state
         .store
@@ -304,26 +321,21 @@ pub struct LoginAttempt {
     pub request_id: Option<String>,
 }
 
-fn blocked_for(row: &Option<ThrottleRow>, now: NaiveDateTime) -> Option<u64> {
-    let until = row.as_ref()?.blocked_until?;
+fn blocked_for(row: &ThrottleRow, now: NaiveDateTime) -> Option<u64> {
+    let until = row.blocked_until?;
     (until > now).then(|| u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1))
 }
 
-fn bump(
-    row: Option<ThrottleRow>,
-    key: &str,
-    now: NaiveDateTime,
-    window: TimeDelta,
-    max: i32,
-) -> ThrottleRow {
-    let mut r = match row {
-        Some(r) if r.window_started_at + window > now => r,
-        _ => ThrottleRow {
-            key: key.to_owned(),
+fn bump(row: ThrottleRow, now: NaiveDateTime, window: TimeDelta, max: i32) -> ThrottleRow {
+    let mut r = if row.window_started_at + window > now {
+        row
+    } else {
+        ThrottleRow {
             failures: 0,
             window_started_at: now,
             blocked_until: None,
-        },
+            ..row
+        }
     };
     r.failures += 1;
     if r.failures >= max {
@@ -333,7 +345,20 @@ fn bump(
     r
 }
 
+/// Takes back an attempt counted by [`bump`] that turned out to be a success.
+fn unbump(mut row: ThrottleRow, max: i32) -> ThrottleRow {
+    row.failures = (row.failures - 1).max(0);
+    if row.failures < max {
+        row.blocked_until = None;
+    }
+    row
+}
+
 /// Signs in: throttled per account and per client address, identically for unknown accounts.
+///
+/// Every attempt is counted as a failure before the password is checked, in a transaction that
+/// holds the counters, so concurrent guesses cannot all slip under the limit; a success takes
+/// its count back.
 pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, ApiError> {
     let email = attempt.email.trim().to_lowercase();
     let acct_key = format!("acct:{email}");
@@ -341,14 +366,21 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let window =
         TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900));
     let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
+    let max_ip = i32::try_from(state.settings.login_max_failures_per_address).unwrap_or(20);
 
     let (keys, em) = ((acct_key.clone(), ip_key.clone()), email.clone());
     let (user, retry) = state
         .store
-        .run(move |conn| -> Result<_, ApiError> {
+        .transaction(move |conn| -> Result<_, ApiError> {
             let now = store::now();
-            let retry = blocked_for(&sessions::get_throttle(conn, &keys.0)?, now)
-                .max(blocked_for(&sessions::get_throttle(conn, &keys.1)?, now));
+            // Always in this order (account, then address), so two logins never deadlock.
+            let acct = sessions::lock_throttle(conn, &keys.0, now)?;
+            let ip = sessions::lock_throttle(conn, &keys.1, now)?;
+            let retry = blocked_for(&acct, now).max(blocked_for(&ip, now));
+            if retry.is_none() {
+                sessions::put_throttle(conn, &bump(acct, now, window, max))?;
+                sessions::put_throttle(conn, &bump(ip, now, window, max_ip))?;
+            }
             Ok((accounts::find_user_by_email(conn, &em)?, retry))
         })
         .await?;
@@ -372,6 +404,8 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                 match user.filter(|u| ok && !u.disabled) {
                     Some(user) => {
                         sessions::clear_throttle(conn, &acct_key)?;
+                        let ip = sessions::lock_throttle(conn, &ip_key, now)?;
+                        sessions::put_throttle(conn, &unbump(ip, max_ip))?;
                         let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
                         audit::record_anonymous(
                             conn,
@@ -384,23 +418,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                         Ok(Ok((user, refresh)))
                     }
                     None => {
-                        let acct = bump(
-                            sessions::get_throttle(conn, &acct_key)?,
-                            &acct_key,
-                            now,
-                            window,
-                            max,
-                        );
-                        sessions::put_throttle(conn, &acct)?;
-                        // An address gets more room than an account: clinics share networks.
-                        let ip = bump(
-                            sessions::get_throttle(conn, &ip_key)?,
-                            &ip_key,
-                            now,
-                            window,
-                            max * 4,
-                        );
-                        sessions::put_throttle(conn, &ip)?;
+                        // Already counted before the password was checked.
                         let known = accounts::find_user_by_email(conn, &email)?;
                         audit::record_anonymous(
                             conn,

@@ -189,20 +189,18 @@ pub fn webhook_body(alert: &AlertRow, event_type: &str, now: NaiveDateTime) -> s
     })
 }
 
-/// Queues an event: always onto the live feed; onto subscribed webhooks and (for high and
-/// critical news) counsellor email when `notify` is set.
+/// Queues an event: always onto the live feed and every webhook subscribed to its type; as
+/// counsellor email only when `email` is set (new, more severe or escalated alerts of high or
+/// critical severity: a person's inbox is not a change log).
 pub fn queue(
     conn: &mut DbConnection,
     settings: &Settings,
     alert: &AlertRow,
     event_type: &str,
-    notify: bool,
+    email: bool,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
     alerts::feed(conn, &alert.organisation_id, &alert.id, event_type, now)?;
-    if !notify {
-        return Ok(());
-    }
     let body = webhook_body(alert, event_type, now).to_string();
     for (hook_id, events_json) in alerts::active_webhooks(conn, &alert.organisation_id)? {
         let subscribed: Vec<String> = serde_json::from_str(&events_json).unwrap_or_default();
@@ -210,7 +208,7 @@ pub fn queue(
             enqueue(conn, alert, event_type, "webhook", &hook_id, &body, now)?;
         }
     }
-    if settings.smtp.is_some() && alert.severity_rank >= rank(Severity::High) {
+    if email && settings.smtp.is_some() && alert.severity_rank >= rank(Severity::High) {
         let mut recipients: Vec<String> = patients::care_team_users(conn, &alert.patient_id)?
             .into_iter()
             .map(|u| u.email)

@@ -132,6 +132,61 @@ pub fn missed_due(timezone: &str, last: NaiveDate, policy: &RiskPolicy) -> Optio
     risk::next_missed_check_in_due(last, policy).map(|d| local_midnight_utc(timezone, d))
 }
 
+/// The date the silence clock starts from: the last check-in (or enrolment), or the return to
+/// care when the patient came back from discharge since (a patient back in care is not
+/// "missing" the months they were discharged).
+pub fn silence_since(
+    conn: &mut DbConnection,
+    patient: &PatientRow,
+    timezone: &str,
+) -> Result<NaiveDate, ApiError> {
+    let enrolled = patient
+        .created_at
+        .and_utc()
+        .with_timezone(&tz(timezone))
+        .date_naive();
+    let last = patient.last_check_in_on.unwrap_or(enrolled);
+    let history = patients::phase_history(conn, &patient.user_id)?;
+    let readmitted = match history.as_slice() {
+        [.., before, now] if before.phase == "discharged" && now.phase != "discharged" => {
+            Some(now.started_on)
+        }
+        _ => None,
+    };
+    Ok(readmitted.map_or(last, |r| last.max(r)))
+}
+
+/// Re-plans a patient's missed-check-in review after something it depends on changed (the
+/// policy, their timezone, their phase): a review planned too late is brought forward, one
+/// missing (after a discharge) is planned again. A review already past its first finding is
+/// left to the sweep, which re-plans it itself.
+pub fn reschedule_missed_review(conn: &mut DbConnection, patient_id: &str) -> Result<(), ApiError> {
+    let Some(p) = patients::find(conn, patient_id)? else {
+        return Ok(());
+    };
+    let Some(user) = accounts::find_user(conn, patient_id)? else {
+        return Ok(());
+    };
+    if user.disabled || p.phase == "discharged" {
+        return Ok(());
+    }
+    let org = accounts::find_organisation(conn, &p.organisation_id)?;
+    let policy = organisation_policy(&org).merged(&patient_overrides(&p));
+    let since = silence_since(conn, &p, &user.timezone)?;
+    let candidate = missed_due(&user.timezone, since, &policy);
+    let open = crate::store::alerts::find_unresolved(conn, patient_id, "missed_check_ins")?;
+    let now = store::now();
+    let next = match (p.missed_check_due_at, candidate) {
+        (None, Some(c)) => Some(c.max(now)),
+        (Some(s), Some(c)) if c < s && open.is_none() => Some(c.max(now)),
+        (stored, _) => stored,
+    };
+    if next != p.missed_check_due_at {
+        patients::set_missed_due(conn, patient_id, next)?;
+    }
+    Ok(())
+}
+
 /// The stored form of a validated check-in.
 pub fn new_row(
     v: ValidCheckIn,
@@ -169,6 +224,28 @@ pub fn new_row(
         updated_at: now,
         version: 1,
     }
+}
+
+/// Whether two check-ins of one date carry the same answers.
+fn same_answers(a: &CheckInRow, b: &CheckInRow) -> bool {
+    a.craving == b.craving
+        && a.mood == b.mood
+        && a.exercise_minutes == b.exercise_minutes
+        && a.meals == b.meals
+        && a.used_substance == b.used_substance
+        && a.substances == b.substances
+        && a.sleep_hours == b.sleep_hours
+        && a.anxiety == b.anxiety
+        && a.irritability == b.irritability
+        && a.loneliness == b.loneliness
+        && a.triggers == b.triggers
+        && a.took_medication == b.took_medication
+        && a.attended_support == b.attended_support
+        && a.withdrawal == b.withdrawal
+        && a.withdrawal_score == b.withdrawal_score
+        && a.self_harm_thoughts == b.self_harm_thoughts
+        && a.note == b.note
+        && a.answered_at == b.answered_at
 }
 
 /// What a check-in submission returns.
@@ -240,7 +317,15 @@ async fn submit_once(
 
             let previous = check_ins::find(conn, &caller.user_id, date)?;
             let row = new_row(input, caller.user_id.clone(), date, now);
-            let (row, created) = check_ins::upsert(conn, row)?;
+            // A phone retrying a request whose answer it lost sends the same check-in again:
+            // that is not a correction, so nothing is stored, raised or delivered a second
+            // time, and the answer is the same as the first one.
+            let unchanged = previous.as_ref().filter(|p| same_answers(p, &row)).cloned();
+            let repeat = unchanged.is_some();
+            let (row, created) = match unchanged {
+                Some(p) => (p, false),
+                None => check_ins::upsert(conn, row)?,
+            };
 
             let window = policy.history_window_days();
             let history: Vec<DayRecord> = check_ins::range(
@@ -254,6 +339,30 @@ async fn submit_once(
             .collect();
             let ctx = context(conn, &patient, date)?;
             let findings = risk::evaluate_check_in(&day_record(&row), &history, &ctx, &policy);
+            if repeat {
+                audit::record(
+                    conn,
+                    &caller,
+                    audit::Event::patient(
+                        "check_in.write_unchanged",
+                        &caller.user_id,
+                        "check_in",
+                        Some(&row.id),
+                    ),
+                )?;
+                let crisis = if risk::needs_crisis_resources(&findings) {
+                    crisis_resources(&org)
+                } else {
+                    Vec::new()
+                };
+                return Ok(Submitted {
+                    row,
+                    created,
+                    late,
+                    support: risk::support_messages(&findings),
+                    crisis_resources: crisis,
+                });
+            }
             let revealed = revealed_later(conn, &patient, &row, previous.as_ref(), &policy)?;
 
             let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));

@@ -1,4 +1,4 @@
-//! Background sweeps: missed check-ins and escalation of unacknowledged alerts.
+//! Background sweeps: missed check-ins, escalation of unacknowledged alerts, housekeeping.
 //!
 //! Each sweep reads only what is due (indexed `*_due_at` columns), so its cost follows the
 //! patients and alerts that need attention, not all of them. Every item is handled in its own
@@ -7,10 +7,12 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
+
 use crate::domain::risk::{self, missed_check_ins_finding};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{self, accounts, alerts, patients};
+use crate::store::{self, accounts, alerts, deliveries, patients, sessions};
 
 use super::check_ins::{local_midnight_utc, local_today, organisation_policy, patient_overrides};
 
@@ -63,12 +65,7 @@ pub async fn missed_check_ins_once(state: &AppState) -> Result<usize, ApiError> 
                 let org = accounts::find_organisation(conn, &p.organisation_id)?;
                 let policy = organisation_policy(&org).merged(&patient_overrides(&p));
                 let today = local_today(&user.timezone);
-                let enrolled = p
-                    .created_at
-                    .and_utc()
-                    .with_timezone(&super::check_ins::tz(&user.timezone))
-                    .date_naive();
-                let last = p.last_check_in_on.unwrap_or(enrolled);
+                let last = super::check_ins::silence_since(conn, &p, &user.timezone)?;
                 let finding = if user.disabled || p.phase == "discharged" {
                     None
                 } else {
@@ -121,6 +118,26 @@ pub async fn escalations_once(state: &AppState) -> Result<usize, ApiError> {
     Ok(count)
 }
 
+/// How long live-feed entries are kept for reconnecting streams.
+const FEED_RETENTION: TimeDelta = TimeDelta::days(7);
+
+/// Deletes what has outlived its use: spent login-throttle counters, refresh tokens long
+/// expired, old live-feed entries. Returns how many rows went.
+pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
+    let window = TimeDelta::from_std(state.settings.login_window).unwrap_or(TimeDelta::hours(1));
+    let refresh_ttl =
+        TimeDelta::from_std(state.settings.refresh_token_ttl).unwrap_or(TimeDelta::days(30));
+    state
+        .store
+        .transaction(move |conn| -> Result<usize, ApiError> {
+            let now = store::now();
+            Ok(sessions::prune_throttles(conn, now - window, now)?
+                + sessions::prune_refresh_tokens(conn, now - refresh_ttl)?
+                + deliveries::prune_feed(conn, now - FEED_RETENTION)?)
+        })
+        .await
+}
+
 /// Runs the missed-check-in sweep every `interval`, and the escalation sweep at least every
 /// ten seconds (a critical alert's deadline is minutes, not a sweep interval, away).
 pub async fn run_forever(state: AppState, interval: Duration) {
@@ -144,6 +161,9 @@ pub async fn run_forever(state: AppState, interval: Duration) {
             Ok(n) if n > 0 => tracing::info!(missed_check_ins = n, "sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "missed-check-in sweep failed; will retry"),
+        }
+        if let Err(e) = housekeeping_once(&state).await {
+            tracing::warn!(error = %e, "housekeeping failed; will retry");
         }
     }
 }

@@ -73,19 +73,39 @@ pub struct OutboxRow {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
-/// The unresolved alert of a rule for a patient, if any.
+/// The unresolved alert of a rule for a patient, if any; on PostgreSQL locked until the
+/// transaction ends, so a repeat finding and a counsellor's resolution cannot overwrite each
+/// other (SQLite transactions hold the single write lock from their start).
 pub fn find_unresolved(
     conn: &mut DbConnection,
     patient_id: &str,
     rule: &str,
 ) -> StoreResult<Option<AlertRow>> {
-    Ok(alerts::table
-        .filter(alerts::patient_id.eq(patient_id))
-        .filter(alerts::rule.eq(rule))
-        .filter(alerts::status.ne("resolved"))
-        .select(AlertRow::as_select())
-        .first(conn)
-        .optional()?)
+    let q = alerts::table
+        .filter(alerts::patient_id.eq(patient_id.to_owned()))
+        .filter(alerts::rule.eq(rule.to_owned()))
+        .filter(alerts::status.ne("resolved"));
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(AlertRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => q.select(AlertRow::as_select()).first(lite).optional()?,
+    })
+}
+
+/// Finds an alert to change it; on PostgreSQL locked until the transaction ends.
+pub fn find_for_update(conn: &mut DbConnection, id: &str) -> StoreResult<Option<AlertRow>> {
+    let q = alerts::table.filter(alerts::id.eq(id.to_owned()));
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(AlertRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => q.select(AlertRow::as_select()).first(lite).optional()?,
+    })
 }
 
 /// Finds an alert.

@@ -198,11 +198,10 @@ pub fn finish(
         outbox::delivered_at.eq((f.status == "delivered").then_some(now)),
     ))
     .execute(conn)?;
-    if n == 1 {
-        diesel::insert_into(delivery_attempts::table)
-            .values(attempt)
-            .execute(conn)?;
-    }
+    // The attempt happened whether or not this worker still held the lease: record it.
+    diesel::insert_into(delivery_attempts::table)
+        .values(attempt)
+        .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -246,6 +245,15 @@ pub fn backlog(conn: &mut DbConnection) -> StoreResult<(i64, i64)> {
         .count()
         .get_result(conn)?;
     Ok((pending, dead))
+}
+
+/// Forgets live-feed entries older than `before` (a stream resuming after that long reloads
+/// the inbox instead).
+pub fn prune_feed(conn: &mut DbConnection, before: NaiveDateTime) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(alert_feed::table.filter(alert_feed::created_at.lt(before)))
+            .execute(conn)?,
+    )
 }
 
 /// Feed entries written since `since`: (seq, organisation, alert, event type).

@@ -97,21 +97,77 @@ pub fn get_throttle(conn: &mut DbConnection, key: &str) -> StoreResult<Option<Th
         .optional()?)
 }
 
-/// Writes a throttling counter (insert or replace).
+/// Reads a throttling counter and, on PostgreSQL, locks it until the transaction ends, creating
+/// it first if need be, so concurrent attempts on one key are counted one after another (SQLite
+/// transactions already hold the single write lock from their start).
+pub fn lock_throttle(
+    conn: &mut DbConnection,
+    key: &str,
+    now: NaiveDateTime,
+) -> StoreResult<ThrottleRow> {
+    let fresh = ThrottleRow {
+        key: key.to_owned(),
+        failures: 0,
+        window_started_at: now,
+        blocked_until: None,
+    };
+    let q = login_throttles::table.find(key.to_owned());
+    let row = match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::insert_into(login_throttles::table)
+                .values(&fresh)
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            q.select(ThrottleRow::as_select()).for_update().first(pg)?
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::insert_into(login_throttles::table)
+                .values(&fresh)
+                .on_conflict_do_nothing()
+                .execute(lite)?;
+            q.select(ThrottleRow::as_select()).first(lite)?
+        }
+    };
+    Ok(row)
+}
+
+/// Writes a throttling counter that [`lock_throttle`] returned.
 pub fn put_throttle(conn: &mut DbConnection, row: &ThrottleRow) -> StoreResult<()> {
-    let n = diesel::update(login_throttles::table.find(&row.key))
+    diesel::update(login_throttles::table.find(&row.key))
         .set((
             login_throttles::failures.eq(row.failures),
             login_throttles::window_started_at.eq(row.window_started_at),
             login_throttles::blocked_until.eq(row.blocked_until),
         ))
         .execute(conn)?;
-    if n == 0 {
-        diesel::insert_into(login_throttles::table)
-            .values(row)
-            .execute(conn)?;
-    }
     Ok(())
+}
+
+/// Forgets refresh tokens that expired before `before` (kept a while after expiry so a
+/// copied token presented late still revokes its family).
+pub fn prune_refresh_tokens(conn: &mut DbConnection, before: NaiveDateTime) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)))
+            .execute(conn)?,
+    )
+}
+
+/// Forgets throttling counters whose window and block are both over.
+pub fn prune_throttles(
+    conn: &mut DbConnection,
+    window_started_before: NaiveDateTime,
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    Ok(diesel::delete(
+        login_throttles::table
+            .filter(login_throttles::window_started_at.lt(window_started_before))
+            .filter(
+                login_throttles::blocked_until
+                    .is_null()
+                    .or(login_throttles::blocked_until.lt(now)),
+            ),
+    )
+    .execute(conn)?)
 }
 
 /// Forgets a throttling counter (after a successful login).

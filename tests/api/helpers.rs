@@ -267,6 +267,20 @@ impl TestApp {
         }
     }
 
+    /// Runs SQL on the test database and says whether the database accepted it.
+    pub fn try_sql(&self, statement: &str) -> Result<(), String> {
+        let url = self.database_url.clone();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let mut c = diesel::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+            c.batch_execute("PRAGMA busy_timeout = 10000;")
+                .map_err(|e| e.to_string())?;
+            c.batch_execute(statement).map_err(|e| e.to_string())
+        } else {
+            let mut c = diesel::PgConnection::establish(&url).map_err(|e| e.to_string())?;
+            c.batch_execute(statement).map_err(|e| e.to_string())
+        }
+    }
+
     /// Creates an organisation with an admin (as `aftercare create-admin` does) and signs in.
     pub async fn admin(&self) -> Login {
         let email = unique_email("admin");

@@ -8,5 +8,7 @@ mod core_loop;
 mod delivery;
 mod demo;
 mod foundation;
+mod hardening;
 mod helpers;
 mod processes;
+mod rules;

@@ -11,7 +11,7 @@ pub(super) fn check(d: &DayRecord, days: &Days<'_>, p: &CravingHigh) -> Option<F
     }
     let run = days.run(d.date, p.consecutive_days_for_high, |r| r.craving >= t);
     let (severity, shown) = match &run {
-        Some(run) if p.consecutive_days_for_high > 1 => (Severity::High, run.clone()),
+        Some(run) => (Severity::High, run.clone()),
         _ => (Severity::Warning, vec![d]),
     };
     let values: Vec<String> = shown
@@ -67,5 +67,26 @@ mod tests {
         assert_eq!(fired(&gap, RuleId::CravingHigh), Some(Severity::Warning));
         let below = [with(4, |d| d.craving = 7), with(5, |d| d.craving = 9)];
         assert_eq!(fired(&below, RuleId::CravingHigh), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn one_day_for_high_makes_every_high_craving_high() {
+        use super::super::PatientContext;
+        use crate::domain::policy::RiskPolicy;
+        let mut p = RiskPolicy::default();
+        p.rules.craving_high.consecutive_days_for_high = 1;
+        let severity = |craving| {
+            eval(
+                &[with(5, |d| d.craving = craving)],
+                &PatientContext::default(),
+                &p,
+            )
+            .into_iter()
+            .find(|f| f.rule == RuleId::CravingHigh)
+            .map(|f| f.severity)
+        };
+        assert_eq!(severity(7), None);
+        assert_eq!(severity(8), Some(Severity::High));
+        assert_eq!(severity(9), Some(Severity::High));
     }
 }

@@ -1,0 +1,6 @@
+DROP INDEX refresh_tokens_expires_at;
+DROP INDEX alert_feed_organisation_seq;
+DROP INDEX alert_feed_created_at;
+DROP TRIGGER audit_events_no_truncate ON audit_events;
+DROP TRIGGER audit_events_append_only ON audit_events;
+DROP FUNCTION audit_events_append_only();

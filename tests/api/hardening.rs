@@ -1,0 +1,348 @@
+//! Behaviour that keeps the service trustworthy under retries, races and misuse: login
+//! throttling under concurrency and behind a proxy, retried check-ins, webhooks for every
+//! change, the live stream ending for a disabled account, the audit trail's integrity.
+
+use std::time::{Duration, Instant};
+
+use aftercare::delivery::testing_http::HttpSink;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::helpers::{local_day, spawn_app, spawn_app_with, today, PASSWORD};
+
+const TZ: &str = "Europe/London";
+
+fn calm() -> Value {
+    json!({"craving": 2, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false})
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_slip_past_the_login_limit() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let body = json!({"email": admin.email, "password": "not-the-password-at-all"});
+    let guesses = (0..12).map(|_| app.post("/v1/auth/login", None, &body));
+    let answers: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    let wrong = answers.iter().filter(|s| **s == 401).count();
+    let throttled = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + throttled, 12, "{answers:?}");
+    // The default limit is five failures per account, however the guesses interleave.
+    assert_eq!(wrong, 5, "{answers:?}");
+    // And the right password does not get through the block either.
+    app.post(
+        "/v1/auth/login",
+        None,
+        &json!({"email": admin.email, "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(429);
+}
+
+async fn login_from(app: &crate::helpers::TestApp, forwarded_for: &str, email: &str) -> u16 {
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"email": email, "password": "not-the-password-at-all"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
+    let app = spawn_app_with(&[
+        ("AFTERCARE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS", "3"),
+    ])
+    .await;
+    // Different accounts each time, so only the per-address limit can bite.
+    for n in 0..3 {
+        let status = login_from(&app, "203.0.113.9", &format!("nobody{n}@example.org")).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        login_from(&app, "203.0.113.9", "nobody9@example.org").await,
+        429
+    );
+    // Another clinic behind the same balancer is not locked out with it.
+    assert_eq!(
+        login_from(&app, "198.51.100.4", "nobody9@example.org").await,
+        401
+    );
+    // A client cannot pick its own address by writing one in front of the proxy's entry.
+    assert_eq!(
+        login_from(&app, "192.0.2.1, 203.0.113.9", "nobody8@example.org").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn without_a_trusted_proxy_a_forwarded_for_header_changes_nothing() {
+    let app = spawn_app_with(&[("AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS", "3")]).await;
+    for n in 0..3 {
+        let ip = format!("203.0.113.{n}");
+        assert_eq!(
+            login_from(&app, &ip, &format!("nobody{n}@example.org")).await,
+            401
+        );
+    }
+    // All came from 127.0.0.1, whatever the header claimed.
+    assert_eq!(
+        login_from(&app, "198.51.100.7", "nobody7@example.org").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_phone_retrying_the_same_check_in_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, TZ, "aftercare").await;
+    let mut body = calm();
+    body["craving"] = json!(9);
+    let date = today(TZ);
+    let first = app.checkin(&patient, date, &body).await.expect(201);
+    let again = app.checkin(&patient, date, &body).await.expect(200);
+    assert_eq!(again.body["check_in"]["version"], 1, "{}", again.text);
+    assert_eq!(
+        again.body["check_in"]["received_at"],
+        first.body["check_in"]["received_at"]
+    );
+    // The patient sees the same support as the first time…
+    assert_eq!(again.body["support"], first.body["support"]);
+    // …and the counsellor's alert did not count the retry as a second finding.
+    let alerts = app
+        .alerts_for_rule(&counsellor, &patient, "craving_high")
+        .await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["occurrences"], 1, "{:?}", alerts[0]);
+
+    // A real correction is still a new version.
+    body["craving"] = json!(8);
+    let corrected = app.checkin(&patient, date, &body).await.expect(200);
+    assert_eq!(corrected.body["check_in"]["version"], 2);
+}
+
+#[tokio::test]
+async fn a_check_in_sent_on_its_own_day_stays_on_time_in_the_history() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, TZ, "aftercare").await;
+    let yesterday = local_day(TZ, -1);
+    let r = app.checkin(&patient, yesterday, &calm()).await.expect(201);
+    assert_eq!(r.body["check_in"]["late"], true);
+    // Pretend it arrived yesterday evening, as if the phone had sent it then: it was on time.
+    app.sql(
+        &format!(
+        "UPDATE check_ins SET created_at = created_at - INTERVAL_EXPR WHERE date = '{yesterday}'"
+    )
+        .replace(
+            "created_at - INTERVAL_EXPR",
+            if app.pg.is_some() {
+                "created_at - INTERVAL '1 day'"
+            } else {
+                "datetime(created_at, '-1 day')"
+            },
+        ),
+    );
+    let history = app
+        .get("/v1/me/check-ins", patient.t())
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(history["items"][0]["date"], yesterday.to_string());
+    assert_eq!(history["items"][0]["late"], false, "{history}");
+    let one = app
+        .get(&format!("/v1/me/check-ins/{yesterday}"), patient.t())
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(one["late"], false);
+}
+
+#[tokio::test]
+async fn webhook_subscribers_hear_about_acknowledgement_and_resolution() {
+    let sink = HttpSink::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, TZ, "aftercare").await;
+    app.post(
+        "/v1/organisation/webhooks",
+        admin.t(),
+        &json!({"url": sink.url("/updates"), "events": ["alert.updated"]}),
+    )
+    .await
+    .expect(201);
+    let sos = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let id = sos.body["alert_id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/alerts/{id}/acknowledge"),
+        counsellor.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/v1/alerts/{id}/resolve"),
+        counsellor.t(),
+        &json!({"outcome": "contacted", "note": "Called her; she is safe at her sister's."}),
+    )
+    .await
+    .expect(200);
+    let got = sink.wait_for_requests(2, Duration::from_secs(15)).await;
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let mut statuses: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["data"]["status"].as_str().unwrap())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["acknowledged", "resolved"], "{bodies:?}");
+    assert!(bodies.iter().all(|b| b["type"] == "alert.updated"));
+    // Never the counsellor's note.
+    assert!(got
+        .iter()
+        .all(|r| !String::from_utf8_lossy(&r.body).contains("sister")));
+}
+
+#[tokio::test]
+async fn the_live_stream_ends_when_the_account_is_disabled() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let r = app
+        .client
+        .get(app.url("/v1/alerts/stream"))
+        .bearer_auth(&counsellor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut stream = r.bytes_stream();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.patch(
+        &format!("/v1/users/{}", counsellor.id),
+        admin.t(),
+        &json!({"disabled": true}),
+    )
+    .await
+    .expect(200);
+    app.post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    // The stream closes instead of showing the alert to an account that may no longer see it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    let ended = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Some(Err(_)) | None) => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(ended, "the stream stayed open: {seen}");
+    assert!(!seen.contains("alert.created"), "{seen}");
+    // Reconnecting is refused.
+    app.get("/v1/alerts/stream", Some(&counsellor.token))
+        .await
+        .expect_problem(401);
+}
+
+#[tokio::test]
+async fn an_oversized_sos_body_is_refused_as_too_large() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let huge = json!({"message": "x".repeat(70 * 1024)});
+    app.post("/v1/me/sos", patient.t(), &huge)
+        .await
+        .expect_problem(413);
+    // Nothing was raised by the refused press.
+    assert!(app
+        .alerts_for_rule(&counsellor, &patient, "sos")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn role_denials_are_in_the_audit_trail_with_the_route() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    app.get("/v1/patients", patient.t())
+        .await
+        .expect_problem(403);
+    app.get("/v1/organisation/audit-events", counsellor.t())
+        .await
+        .expect_problem(403);
+    let r = app
+        .get(
+            "/v1/organisation/audit-events?action=permission.denied",
+            admin.t(),
+        )
+        .await
+        .expect(200);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", r.text);
+    let mut who: Vec<&str> = items
+        .iter()
+        .map(|e| e["actor_id"].as_str().unwrap())
+        .collect();
+    who.sort_unstable();
+    let mut expected = vec![patient.id.as_str(), counsellor.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(who, expected);
+    assert!(
+        items.iter().any(|e| e["target_type"] == "GET /v1/patients"),
+        "{}",
+        r.text
+    );
+
+    // Asking for a patient off one's care team is recorded too, with the patient asked for.
+    let other = app.counsellor(&admin).await;
+    app.get(&format!("/v1/patients/{}", patient.id), other.t())
+        .await
+        .expect_problem(404);
+    let r = app
+        .get(
+            "/v1/organisation/audit-events?action=object.denied",
+            admin.t(),
+        )
+        .await
+        .expect(200);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", r.text);
+    assert_eq!(items[0]["actor_id"], other.id.as_str());
+    assert_eq!(items[0]["patient_id"], patient.id.as_str());
+    assert_eq!(items[0]["target_type"], "GET /v1/patients/{id}");
+}
+
+#[tokio::test]
+async fn the_audit_trail_cannot_be_edited_or_deleted_even_in_the_database() {
+    let app = spawn_app().await;
+    let _admin = app.admin().await;
+    assert!(app
+        .try_sql("UPDATE audit_events SET outcome = 'x'")
+        .is_err());
+    assert!(app.try_sql("DELETE FROM audit_events").is_err());
+    // Appending still works (the service just did, signing the admin in).
+    app.try_sql("SELECT 1").unwrap();
+}
