@@ -182,6 +182,31 @@ impl Reader<'_> {
         }
     }
 
+    fn log_filter(&mut self, name: &'static str, default: &str) -> String {
+        let value = self.string(name, default);
+        if tracing_subscriber::EnvFilter::try_new(&value).is_err() {
+            self.errors.push(SettingError {
+                variable: name,
+                message: format!(
+                    "`{value}` is not a log filter (e.g. `info`, `warn`, `aftercare=debug,info`)"
+                ),
+            });
+        }
+        value
+    }
+
+    fn web_url(&mut self, name: &'static str, default: &str) -> String {
+        let value = self.string(name, default);
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => self.errors.push(SettingError {
+                variable: name,
+                message: format!("`{value}` is not an http(s) URL"),
+            }),
+        }
+        value
+    }
+
     fn addresses(&mut self, name: &'static str) -> Vec<std::net::IpAddr> {
         let Some(raw) = self.raw(name) else {
             return Vec::new();
@@ -315,7 +340,7 @@ impl Settings {
                 60_000,
             )),
             log_format,
-            log_filter: r.string("AFTERCARE_LOG", "info"),
+            log_filter: r.log_filter("AFTERCARE_LOG", "info"),
             jwt_private_key_file: r.raw("AFTERCARE_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             jwt_issuer: r.string("AFTERCARE_JWT_ISSUER", "aftercare"),
             access_token_ttl: Duration::from_secs(r.number(
@@ -364,7 +389,7 @@ impl Settings {
             webhook_allow_private_networks: r
                 .boolean("AFTERCARE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
             smtp,
-            dashboard_url: r.string("AFTERCARE_DASHBOARD_URL", "http://127.0.0.1:8080/docs/"),
+            dashboard_url: r.web_url("AFTERCARE_DASHBOARD_URL", "http://127.0.0.1:8080/docs/"),
             run_workers: r.boolean("AFTERCARE_WORKERS", true),
             http_workers: r.number("AFTERCARE_HTTP_WORKERS", cores, 1, 256),
         };
@@ -441,5 +466,31 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.0.len(), 2);
+    }
+
+    #[test]
+    fn log_filter_dashboard_url_and_proxies_are_checked() {
+        let err = settings(&[
+            ("AFTERCARE_LOG", "aftercare=loud"),
+            ("AFTERCARE_DASHBOARD_URL", "dashboard.example.org"),
+            ("AFTERCARE_TRUSTED_PROXIES", "10.0.0.2, lb.internal"),
+        ])
+        .unwrap_err();
+        let variables: Vec<&str> = err.0.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            variables,
+            [
+                "AFTERCARE_LOG",
+                "AFTERCARE_TRUSTED_PROXIES",
+                "AFTERCARE_DASHBOARD_URL"
+            ]
+        );
+        let ok = settings(&[
+            ("AFTERCARE_LOG", "aftercare=debug,warn"),
+            ("AFTERCARE_DASHBOARD_URL", "https://dash.example.org/"),
+            ("AFTERCARE_TRUSTED_PROXIES", "10.0.0.2, ::1"),
+        ])
+        .unwrap();
+        assert_eq!(ok.trusted_proxies.len(), 2);
     }
 }

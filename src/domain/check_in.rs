@@ -253,6 +253,15 @@ impl CheckInInput {
                 e.push(FieldError::new("sleep_hours", "must be from 0 to 24"));
                 None
             }
+            // One decimal, as the contract says: 4.96 h is not silently made 5.0 h (which
+            // would move it across the poor-sleep threshold).
+            Some(h) if ((h * 10.0).round() - h * 10.0).abs() > 1e-6 => {
+                e.push(FieldError::new(
+                    "sleep_hours",
+                    "must have at most one decimal place",
+                ));
+                None
+            }
             Some(h) => Some((h * 10.0).round() / 10.0),
             None => None,
         };
@@ -393,8 +402,12 @@ mod tests {
             assert_eq!(fields(parse(v).validate()), vec![field], "{field}={bad}");
         }
         let mut v = base();
-        v["sleep_hours"] = json!(23.96);
+        v["sleep_hours"] = json!(24.0);
         assert_eq!(parse(v.clone()).validate().unwrap().sleep_hours, Some(24.0));
+        v["sleep_hours"] = json!(7.3);
+        assert_eq!(parse(v.clone()).validate().unwrap().sleep_hours, Some(7.3));
+        v["sleep_hours"] = json!(4.96);
+        assert_eq!(fields(parse(v.clone()).validate()), vec!["sleep_hours"]);
         v["sleep_hours"] = json!(24.1);
         assert_eq!(fields(parse(v).validate()), vec!["sleep_hours"]);
     }

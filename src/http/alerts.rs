@@ -43,6 +43,8 @@ pub struct Alert {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// When the finding was last seen (a repeat while unresolved moves it on).
+    pub last_seen_at: DateTime<Utc>,
     /// When it was escalated for going unacknowledged, if it was.
     pub escalated_at: Option<DateTime<Utc>>,
     /// When it was acknowledged.
@@ -74,6 +76,7 @@ impl From<AlertRow> for Alert {
             occurrences: a.occurrences,
             created_at: utc(a.created_at),
             updated_at: utc(a.updated_at),
+            last_seen_at: utc(a.last_seen_at),
             escalated_at: a.escalated_at.map(utc),
             acknowledged_at: a.acknowledged_at.map(utc),
             acknowledged_by: a.acknowledged_by,

@@ -144,6 +144,8 @@ pub async fn patch_me(
         (status = 204, description = "Changed; all sessions revoked"),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 422, description = "Wrong current password or a weak new one", body = Problem),
+        (status = 429, description = "Too many wrong current passwords", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
 #[post("/me/password")]

@@ -354,6 +354,33 @@ fn unbump(mut row: ThrottleRow, max: i32) -> ThrottleRow {
     row
 }
 
+/// Counts a password attempt against each (key, limit) before the password is checked, under
+/// the counters' row locks; returns the seconds to wait instead when any key is blocked (and
+/// then counts nothing). Keys are locked in the order given: callers always give the account
+/// first, so two attempts never deadlock.
+fn count_attempt(
+    conn: &mut DbConnection,
+    keys: &[(&str, i32)],
+    window: TimeDelta,
+) -> Result<Option<u64>, ApiError> {
+    let now = store::now();
+    let mut rows = Vec::with_capacity(keys.len());
+    for (key, max) in keys {
+        rows.push((sessions::lock_throttle(conn, key, now)?, *max));
+    }
+    let retry = rows.iter().filter_map(|(r, _)| blocked_for(r, now)).max();
+    if retry.is_none() {
+        for (row, max) in rows {
+            sessions::put_throttle(conn, &bump(row, now, window, max))?;
+        }
+    }
+    Ok(retry)
+}
+
+fn throttle_window(state: &AppState) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900))
+}
+
 /// Signs in: throttled per account and per client address, identically for unknown accounts.
 ///
 /// Every attempt is counted as a failure before the password is checked, in a transaction that
@@ -363,8 +390,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let email = attempt.email.trim().to_lowercase();
     let acct_key = format!("acct:{email}");
     let ip_key = format!("ip:{}", attempt.client_ip);
-    let window =
-        TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900));
+    let window = throttle_window(state);
     let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
     let max_ip = i32::try_from(state.settings.login_max_failures_per_address).unwrap_or(20);
 
@@ -372,15 +398,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let (user, retry) = state
         .store
         .transaction(move |conn| -> Result<_, ApiError> {
-            let now = store::now();
-            // Always in this order (account, then address), so two logins never deadlock.
-            let acct = sessions::lock_throttle(conn, &keys.0, now)?;
-            let ip = sessions::lock_throttle(conn, &keys.1, now)?;
-            let retry = blocked_for(&acct, now).max(blocked_for(&ip, now));
-            if retry.is_none() {
-                sessions::put_throttle(conn, &bump(acct, now, window, max))?;
-                sessions::put_throttle(conn, &bump(ip, now, window, max_ip))?;
-            }
+            let retry = count_attempt(conn, &[(&keys.0, max), (&keys.1, max_ip)], window)?;
             Ok((accounts::find_user_by_email(conn, &em)?, retry))
         })
         .await?;
@@ -528,11 +546,43 @@ pub async fn change_password(
     ];
     crate::auth::password::check_policy("new_password", &new, &context)
         .map_err(|e| ApiError::Validation(vec![e]))?;
+    // Guessing the current password with a stolen access token is throttled like a login,
+    // on the same per-account counter.
+    let acct_key = format!("acct:{}", user.email);
+    let (key, window) = (acct_key.clone(), throttle_window(state));
+    let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
+    let retry = state
+        .store
+        .transaction(move |conn| count_attempt(conn, &[(&key, max)], window))
+        .await?;
+    if let Some(secs) = retry {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: secs,
+        });
+    }
     if !state
         .hasher
         .verify(current, Some(user.password_hash.clone()))
         .await?
     {
+        let c = caller.clone();
+        state
+            .store
+            .run(move |conn| -> Result<(), ApiError> {
+                audit::record(
+                    conn,
+                    &c,
+                    audit::Event {
+                        action: "account.password_change_failed",
+                        patient_id: None,
+                        target_type: Some("user"),
+                        target_id: Some(&c.user_id),
+                        outcome: "failure",
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
         return Err(ApiError::field("current_password", "is incorrect"));
     }
     let hash = state.hasher.hash(new).await?;
@@ -541,6 +591,7 @@ pub async fn change_password(
         .store
         .transaction(move |conn| -> Result<(), ApiError> {
             let now = store::now();
+            sessions::clear_throttle(conn, &acct_key)?;
             accounts::set_password(conn, &caller.user_id, &hash, now)?;
             sessions::revoke_user(conn, &caller.user_id, now)?;
             audit::record(
@@ -705,14 +756,23 @@ pub async fn set_care_team(
             crate::auth::policy::reachable_patient(conn, &caller, &patient_id)?;
             let mut errors = Vec::new();
             for (i, id) in ids.iter().enumerate() {
-                let ok = accounts::find_user(conn, id)?.is_some_and(|u| {
-                    u.role == "counsellor" && u.organisation_id == caller.organisation_id
-                });
-                if !ok {
-                    errors.push(FieldError::new(
+                match accounts::find_user(conn, id)? {
+                    Some(u)
+                        if u.role == "counsellor"
+                            && u.organisation_id == caller.organisation_id =>
+                    {
+                        // A disabled account reads no alerts: a team of them watches nobody.
+                        if u.disabled {
+                            errors.push(FieldError::new(
+                                format!("counsellor_ids[{i}]"),
+                                "is a disabled account",
+                            ));
+                        }
+                    }
+                    _ => errors.push(FieldError::new(
                         format!("counsellor_ids[{i}]"),
                         "is not a counsellor in your organisation",
-                    ));
+                    )),
                 }
             }
             if !errors.is_empty() {

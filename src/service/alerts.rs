@@ -137,9 +137,13 @@ pub fn raise(
         Some(mut alert) => {
             let raised = rank(finding.severity) > alert.severity_rank;
             alert.occurrences += 1;
-            alert.title = finding.title.clone();
-            alert.explanation = finding.explanation.clone();
-            alert.evidence = evidence;
+            // The title, explanation and evidence describe the alert's severity: a repeat at
+            // a lower severity does not replace the more serious account of it.
+            if rank(finding.severity) >= alert.severity_rank {
+                alert.title = finding.title.clone();
+                alert.explanation = finding.explanation.clone();
+                alert.evidence = evidence;
+            }
             alert.check_in_date = check_in_date.or(alert.check_in_date);
             alert.last_seen_at = now;
             alert.updated_at = now;

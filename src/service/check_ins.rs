@@ -307,7 +307,13 @@ async fn submit_once(
     state
         .store
         .transaction(move |conn| -> Result<Submitted, ApiError> {
-            let now = store::now();
+            // "As of" a past day, the check-in and what it raises are stamped that evening,
+            // so the history reads as it happened (never later than now).
+            let now = match today {
+                Some(d) => (local_midnight_utc(&caller.timezone, d) + TimeDelta::hours(20))
+                    .min(store::now()),
+                None => store::now(),
+            };
             let patient =
                 patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
             let today = today.unwrap_or_else(|| local_today(&caller.timezone));

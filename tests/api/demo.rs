@@ -100,6 +100,30 @@ async fn the_demo_clinic_shows_the_whole_loop() {
         r.text
     );
 
+    // The history reads as it happened: alerts carry the day they fired, and check-ins sent
+    // on their own day are not late.
+    let yesterday = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    let fired: Vec<chrono::DateTime<chrono::Utc>> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["created_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(fired.iter().all(|t| *t < yesterday), "{fired:?}");
+    let patient = report
+        .accounts
+        .iter()
+        .find(|a| a.role == "patient")
+        .unwrap();
+    let me = app.login(&patient.email, aftercare::demo::PASSWORD).await;
+    let history = app
+        .get("/v1/me/check-ins?limit=200", me.t())
+        .await
+        .expect(200);
+    let items = history.body["items"].as_array().unwrap();
+    assert!(items.len() > 7, "{}", history.text);
+    assert!(items.iter().all(|c| c["late"] == false), "{}", history.text);
+
     // A second run refuses: the database is no longer empty.
     let err = aftercare::demo::run(&app.state)
         .await

@@ -346,3 +346,111 @@ async fn the_audit_trail_cannot_be_edited_or_deleted_even_in_the_database() {
     // Appending still works (the service just did, signing the admin in).
     app.try_sql("SELECT 1").unwrap();
 }
+
+#[tokio::test]
+async fn a_disabled_counsellor_cannot_be_put_on_a_care_team() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let alice = app.counsellor(&admin).await;
+    let gone = app.counsellor(&admin).await;
+    let patient = app.patient(&alice).await;
+    app.patch(
+        &format!("/v1/users/{}", gone.id),
+        admin.t(),
+        &json!({"disabled": true}),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .put(
+            &format!("/v1/patients/{}/care-team", patient.id),
+            admin.t(),
+            &json!({"counsellor_ids": [alice.id, gone.id]}),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(r.error_fields(), vec!["counsellor_ids[1]"]);
+    // The team is as it was.
+    let p = app
+        .get(&format!("/v1/patients/{}", patient.id), admin.t())
+        .await
+        .expect(200);
+    assert_eq!(
+        p.body["care_team"].as_array().unwrap().len(),
+        1,
+        "{}",
+        p.text
+    );
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_and_audited() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let wrong = json!({"current_password": "a-wrong-guess-here", "new_password": "another-long-passphrase-42"});
+    for _ in 0..5 {
+        let r = app
+            .post("/v1/me/password", counsellor.t(), &wrong)
+            .await
+            .expect_problem(422);
+        assert_eq!(r.error_fields(), vec!["current_password"]);
+    }
+    let r = app
+        .post("/v1/me/password", counsellor.t(), &wrong)
+        .await
+        .expect_problem(429);
+    assert!(r.header("retry-after").is_some());
+    // The account's sign-in is held back by the same counter.
+    app.post(
+        "/v1/auth/login",
+        None,
+        &json!({"email": counsellor.email, "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(429);
+    let audit = app
+        .get(
+            "/v1/organisation/audit-events?action=account.password_change_failed",
+            admin.t(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_lesser_repeat_keeps_the_more_serious_account_of_an_alert() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, TZ, "treatment").await;
+    let craving = |c: i64| {
+        let mut b = calm();
+        b["craving"] = json!(c);
+        b
+    };
+    app.checkin(&patient, local_day(TZ, -4), &craving(8))
+        .await
+        .expect(201);
+    app.checkin(&patient, local_day(TZ, -3), &craving(9))
+        .await
+        .expect(201);
+    let high = app
+        .alerts_for_rule(&counsellor, &patient, "craving_high")
+        .await;
+    assert_eq!(high[0]["severity"], "high");
+    app.checkin(&patient, local_day(TZ, -1), &craving(8))
+        .await
+        .expect(201);
+    let after = app
+        .alerts_for_rule(&counsellor, &patient, "craving_high")
+        .await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["severity"], "high");
+    // Seen on three days: warning, then high, then warning again.
+    assert_eq!(after[0]["occurrences"], 3);
+    assert_eq!(after[0]["title"], high[0]["title"]);
+    assert_eq!(after[0]["explanation"], high[0]["explanation"]);
+    assert_ne!(after[0]["last_seen_at"], high[0]["last_seen_at"]);
+}
