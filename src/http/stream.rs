@@ -13,13 +13,19 @@ use crate::service::audit;
 use crate::state::AppState;
 use crate::store::deliveries;
 
+/// How far before a resuming client's last event the backlog looks again for events that
+/// committed out of order (see [`deliveries::feed_after`]).
+const RESUME_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// How often a comment line is sent so proxies keep the connection open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Live alert events: `alert.created`, `alert.updated` and `alert.escalated`, each as
 /// `event: <type>` with `data: <alert JSON>` and an `id:`, for the patients the caller may read;
 /// a comment heartbeat every 15 seconds. A reconnecting client that sends `Last-Event-ID` first
-/// receives the events it missed. The caller is re-checked at every event and heartbeat: the
+/// receives the events it missed (and possibly again one or two from just before its last,
+/// which may have committed after it: an event carries the whole alert, so a repeat is
+/// harmless). The caller is re-checked at every event and heartbeat: the
 /// stream ends when the access token expires or the account is disabled, changes its password
 /// or loses its role, and the client reconnects with a fresh token.
 #[utoipa::path(
@@ -60,7 +66,8 @@ pub async fn alert_stream(
             state
                 .store
                 .run(move |conn| {
-                    deliveries::feed_after(conn, &org, after, 500).map_err(ApiError::from)
+                    deliveries::feed_after(conn, &org, after, RESUME_SETTLE, 500)
+                        .map_err(ApiError::from)
                 })
                 .await?
         }
@@ -78,8 +85,11 @@ pub async fn alert_stream(
             return;
         }
         let mut caller = caller;
-        let mut sent_up_to = resume_after.unwrap_or(i64::MIN);
+        // The backlog and the live feed overlap; an event is sent once. (Not a high-water
+        // mark: feed numbers can commit out of order, and a lower one arriving later is news.)
+        let mut sent_from_backlog = std::collections::HashSet::new();
         for (seq, _, alert_id, event_type) in backlog {
+            sent_from_backlog.insert(seq);
             match frame(&st, &caller, seq, &alert_id, &event_type).await {
                 Ok(Some(f)) => {
                     if tx.send(f).await.is_err() {
@@ -89,7 +99,6 @@ pub async fn alert_stream(
                 Ok(None) => {}
                 Err(()) => return,
             }
-            sent_up_to = seq;
         }
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.tick().await;
@@ -100,7 +109,9 @@ pub async fn alert_stream(
             tokio::select! {
                 ev = events.recv() => {
                     let Ok(ev) = ev else { break };
-                    if ev.organisation_id != caller.organisation_id || ev.seq <= sent_up_to {
+                    if ev.organisation_id != caller.organisation_id
+                        || sent_from_backlog.remove(&ev.seq)
+                    {
                         continue;
                     }
                     let Some(current) = still_allowed(&st, &token, &caller).await else { break };
@@ -114,7 +125,6 @@ pub async fn alert_stream(
                         Ok(None) => {}
                         Err(()) => break,
                     }
-                    sent_up_to = ev.seq;
                 }
                 _ = beat.tick() => {
                     let Some(current) = still_allowed(&st, &token, &caller).await else { break };

@@ -273,17 +273,36 @@ pub fn feed_since(
         .load(conn)?)
 }
 
-/// Feed entries of an organisation after `after_seq` (a reconnecting stream's Last-Event-ID).
+/// Feed entries of an organisation for a stream reconnecting after `after_seq` (its
+/// Last-Event-ID): every later entry, and the entries numbered before it but written within
+/// `settle` of it. Sequence numbers are taken when a transaction writes, not when it commits,
+/// so an entry numbered just before the client's last one may have committed after the client
+/// saw that one; sending it again is harmless (an event carries the whole alert), missing it
+/// is not.
 pub fn feed_after(
     conn: &mut DbConnection,
     organisation_id: &str,
     after_seq: i64,
+    settle: chrono::TimeDelta,
     limit: i64,
 ) -> StoreResult<Vec<(i64, String, String, String)>> {
-    Ok(alert_feed::table
-        .filter(alert_feed::organisation_id.eq(organisation_id))
-        .filter(alert_feed::seq.gt(after_seq))
-        .order(alert_feed::seq.asc())
+    let anchor: Option<NaiveDateTime> = alert_feed::table
+        .filter(alert_feed::seq.eq(after_seq))
+        .select(alert_feed::created_at)
+        .first(conn)
+        .optional()?;
+    let mut q = alert_feed::table
+        .filter(alert_feed::organisation_id.eq(organisation_id.to_owned()))
+        .into_boxed();
+    q = match anchor {
+        Some(t) => q.filter(
+            alert_feed::seq.gt(after_seq).or(alert_feed::seq
+                .lt(after_seq)
+                .and(alert_feed::created_at.ge(t - settle))),
+        ),
+        None => q.filter(alert_feed::seq.gt(after_seq)),
+    };
+    Ok(q.order(alert_feed::seq.asc())
         .limit(limit)
         .select((
             alert_feed::seq,

@@ -454,3 +454,114 @@ async fn a_lesser_repeat_keeps_the_more_serious_account_of_an_alert() {
     assert_eq!(after[0]["explanation"], high[0]["explanation"]);
     assert_ne!(after[0]["last_seen_at"], high[0]["last_seen_at"]);
 }
+
+/// Reads server-sent events until one with an `id:` arrives: (id, type, alert id).
+async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin),
+    buf: &mut String,
+    within: Duration,
+) -> Option<(i64, String, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            if let (Some(id), Some(event), Some(data)) =
+                (field("id: "), field("event: "), field("data: "))
+            {
+                let alert: Value = serde_json::from_str(&data).unwrap();
+                return Some((
+                    id.parse().unwrap(),
+                    event,
+                    alert["id"].as_str().unwrap().to_owned(),
+                ));
+            }
+            continue;
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.next()).await {
+            Ok(Some(Ok(chunk))) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_commits_out_of_order_still_reaches_the_dashboard() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+    let open = |last: Option<i64>| {
+        let mut req = app
+            .client
+            .get(app.url("/v1/alerts/stream"))
+            .bearer_auth(&counsellor.token);
+        if let Some(id) = last {
+            req = req.header("last-event-id", id.to_string());
+        }
+        req.send()
+    };
+    let mut stream = open(None).await.unwrap().bytes_stream();
+    let mut buf = String::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two SOS presses: the dashboard sees both, numbered a < b.
+    let first = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let (a, _, _) = next_event(&mut stream, &mut buf, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Leave a gap in the numbering, as a transaction that took number a + 1 and has not
+    // committed yet would.
+    app.sql(&if app.pg.is_some() {
+        format!("SELECT setval(pg_get_serial_sequence('alert_feed', 'seq'), {a} + 1)")
+    } else {
+        format!("UPDATE sqlite_sequence SET seq = {a} + 1 WHERE name = 'alert_feed'")
+    });
+    app.post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202);
+    let (b, _, _) = next_event(&mut stream, &mut buf, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(b, a + 2);
+    // That transaction commits only now: an update to the first alert, numbered below what
+    // the dashboard has already seen.
+    let late = a + 1;
+    let now = if app.pg.is_some() {
+        "(NOW() AT TIME ZONE 'UTC')"
+    } else {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    };
+    let first_id = first.body["alert_id"].as_str().unwrap();
+    app.sql(&format!(
+        "INSERT INTO alert_feed (seq, organisation_id, alert_id, event_type, created_at) \
+         VALUES ({late}, '{}', '{first_id}', 'alert.updated', {now})",
+        admin.organisation_id
+    ));
+    let (id, event, alert) = next_event(&mut stream, &mut buf, Duration::from_secs(5))
+        .await
+        .expect("the late event, live");
+    assert_eq!(
+        (id, event.as_str(), alert.as_str()),
+        (late, "alert.updated", first_id)
+    );
+    drop(stream);
+
+    // A dashboard that reconnects after b is sent the late one again rather than never.
+    let mut resumed = open(Some(b)).await.unwrap().bytes_stream();
+    let mut buf = String::new();
+    let mut replayed = Vec::new();
+    while let Some((id, _, _)) = next_event(&mut resumed, &mut buf, Duration::from_secs(1)).await {
+        replayed.push(id);
+    }
+    assert!(replayed.contains(&late), "{replayed:?}");
+    assert!(!replayed.contains(&b), "{replayed:?}");
+}
