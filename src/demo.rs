@@ -422,6 +422,7 @@ async fn enrol(
             phase: phase.map(str::to_owned),
             last_use_date,
         },
+        None,
     )
     .await
     .map_err(|e| explain(&format!("cannot invite {name}"), e))?;
@@ -434,6 +435,7 @@ async fn enrol(
             display_name: name.to_owned(),
             timezone: timezone.to_owned(),
         },
+        None,
         None,
     )
     .await

@@ -4,7 +4,7 @@ use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::Json;
+use super::extract::{IdempotentJson, Json};
 use super::types::User;
 use crate::error::{ApiError, Problem};
 use crate::service::accounts::{self, LoginAttempt, Registration, Session};
@@ -195,6 +195,7 @@ pub async fn logout(
 #[utoipa::path(
     tag = "auth",
     request_body = RegisterRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body, after a response that was lost, sign the account the first request created in again (a new session) instead of failing on the used code; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Registered and signed in", body = TokenResponse),
         (status = 409, description = "The email is already registered", body = Problem),
@@ -205,9 +206,9 @@ pub async fn logout(
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Json<RegisterRequest>,
+    body: IdempotentJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
+    let (b, key) = (body.body, body.key);
     let session = accounts::register(
         &state,
         Registration {
@@ -217,6 +218,7 @@ pub async fn register(
             display_name: b.display_name,
             timezone: b.timezone,
         },
+        key,
         request_id(&req),
     )
     .await?;

@@ -152,6 +152,53 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// A JSON body for a creating `POST`, with its optional `Idempotency-Key` (the header's key and
+/// the hash of the exact body bytes), so a retry can be recognised.
+#[derive(Debug)]
+pub struct IdempotentJson<T> {
+    /// The parsed body.
+    pub body: T,
+    /// The request's idempotency key, if it sent one.
+    pub key: Option<crate::service::idempotency::Key>,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared = declared_length(req);
+        let header = req
+            .headers()
+            .get("idempotency-key")
+            .map(|v| v.to_str().map(str::to_owned));
+        let payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > JSON_LIMIT) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let header = match header {
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => {
+                    return Err(ApiError::field(
+                        "Idempotency-Key",
+                        "must be 1 to 255 visible ASCII characters",
+                    ))
+                }
+                None => None,
+            };
+            let bytes = read_limited(declared, payload).await?;
+            let body = parse_json(&bytes)?;
+            let key = crate::service::idempotency::Key::parse(header.as_deref(), &bytes)?;
+            Ok(Self { body, key })
+        })
+    }
+}
+
 /// A raw body (for endpoints whose body is optional), under the same size limit as JSON.
 #[derive(Debug)]
 pub struct LimitedBody(pub actix_web::web::Bytes);

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::Json;
+use super::extract::IdempotentJson;
 use super::types::utc;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
@@ -49,8 +49,10 @@ pub struct Invitation {
     tag = "accounts",
     security(("bearer" = [])),
     request_body = CreateInvitation,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body answer with the same invitation (under a new code, the earlier one no longer working) instead of creating another; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Created; give the code to the invitee", body = Invitation),
+        (status = 409, description = "Retried with the key of an invitation already redeemed", body = Problem),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Patients cannot invite; counsellors cannot invite counsellors", body = Problem),
         (status = 422, description = "Invalid field", body = Problem),
@@ -60,9 +62,9 @@ pub struct Invitation {
 pub async fn create_invitation(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Json<CreateInvitation>,
+    body: IdempotentJson<CreateInvitation>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
+    let (b, key) = (body.body, body.key);
     let (row, code) = accounts::invite(
         &state,
         &caller,
@@ -73,6 +75,7 @@ pub async fn create_invitation(
             phase: b.phase,
             last_use_date: b.last_use_date,
         },
+        key,
     )
     .await?;
     Ok(HttpResponse::Created().json(Invitation {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Json, Query};
+use super::extract::{IdempotentJson, Query};
 use super::pagination::{Page, PageParams};
 use super::types::utc;
 use crate::auth::{Caller, Role};
@@ -75,6 +75,7 @@ fn view(w: WebhookRow) -> Webhook {
     tag = "organisation",
     security(("bearer" = [])),
     request_body = CreateWebhook,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response (the same webhook and secret) instead of registering another; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Registered; the secret is shown once", body = CreatedWebhook),
         (status = 401, description = "Not signed in", body = Problem),
@@ -86,10 +87,10 @@ fn view(w: WebhookRow) -> Webhook {
 pub async fn create_webhook(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Json<CreateWebhook>,
+    body: IdempotentJson<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
-    let b = body.0;
+    let (b, key) = (body.body, body.key);
     let allow_private = state.settings.webhook_allow_private_networks;
     let mut errors = Vec::new();
     match ssrf::check_url_syntax(&b.url, allow_private) {
@@ -131,23 +132,36 @@ pub async fn create_webhook(
         deleted_at: None,
     };
     let c = caller.clone();
-    let stored = row.clone();
-    state
+    let response = serde_json::to_string(&CreatedWebhook {
+        webhook: view(row.clone()),
+        secret,
+    })
+    .map_err(ApiError::internal)?;
+    // The secret is kept in clear in the webhook row anyway (it signs every delivery), so
+    // remembering the response for a retry keeps nothing that was not already there.
+    let body = state
         .store
-        .transaction(move |conn| -> Result<(), ApiError> {
-            deliveries::insert_webhook(conn, &stored)?;
+        .transaction(move |conn| -> Result<String, ApiError> {
+            if let Some(k) = &key {
+                if let Some(first) = crate::service::idempotency::replay(conn, &c.user_id, k)? {
+                    return Ok(first);
+                }
+            }
+            deliveries::insert_webhook(conn, &row)?;
             audit::record(
                 conn,
                 &c,
-                audit::Event::other("webhook.created", "webhook", Some(&stored.id)),
+                audit::Event::other("webhook.created", "webhook", Some(&row.id)),
             )?;
-            Ok(())
+            if let Some(k) = &key {
+                crate::service::idempotency::remember(conn, &c.user_id, k, 201, &response)?;
+            }
+            Ok(response)
         })
         .await?;
-    Ok(HttpResponse::Created().json(CreatedWebhook {
-        webhook: view(row),
-        secret,
-    }))
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// The organisation's webhooks (admins only).

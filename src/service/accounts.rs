@@ -144,11 +144,30 @@ pub struct Registration {
 }
 
 /// Redeems an invitation: creates the user (and, for patients, their record and care team).
+///
+/// With an idempotency key, a retry of a registration whose response was lost (same key, same
+/// body) signs the account it created in again, if the password still matches, instead of
+/// failing on the now-used code. Keys are scoped to the invitation code.
 pub async fn register(
     state: &AppState,
     input: Registration,
+    key: Option<super::idempotency::Key>,
     request_id: Option<String>,
 ) -> Result<Session, ApiError> {
+    let scope = format!(
+        "register:{}",
+        tokens::hash_secret(input.invitation_code.trim())
+    );
+    if let Some(k) = key.clone() {
+        let sc = scope.clone();
+        let first = state
+            .store
+            .run(move |conn| super::idempotency::replay(conn, &sc, &k))
+            .await?;
+        if let Some(first) = first {
+            return sign_in_again(state, &first, input.password, request_id).await;
+        }
+    }
     let mut errors = Vec::new();
     let email = collect(&mut errors, normalise_email("email", &input.email));
     let display_name = collect(
@@ -241,6 +260,60 @@ pub async fn register(
                 Some(&user.organisation_id),
                 Some(&user.id),
                 "account.registered",
+                "success",
+                request_id.as_deref(),
+            )?;
+            if let Some(k) = &key {
+                let first = serde_json::json!({ "user_id": user.id }).to_string();
+                super::idempotency::remember(conn, &scope, k, 201, &first)?;
+            }
+            Ok((user, refresh))
+        })
+        .await?;
+    session_for(state, user, refresh)
+}
+
+/// A retried registration: a new session for the account the first request created, if the
+/// password (the same body, so the same password) still opens it.
+async fn sign_in_again(
+    state: &AppState,
+    first: &str,
+    password: String,
+    request_id: Option<String>,
+) -> Result<Session, ApiError> {
+    let used = || {
+        ApiError::field(
+            "invitation_code",
+            "is not valid, has expired or was already used",
+        )
+    };
+    let user_id = serde_json::from_str::<serde_json::Value>(first)
+        .ok()
+        .and_then(|v| v["user_id"].as_str().map(str::to_owned))
+        .ok_or_else(used)?;
+    let user = state
+        .store
+        .run(move |conn| accounts::find_user(conn, &user_id).map_err(ApiError::from))
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(used)?;
+    if !state
+        .hasher
+        .verify(password, Some(user.password_hash.clone()))
+        .await?
+    {
+        return Err(used());
+    }
+    let st = state.clone();
+    let (user, refresh) = state
+        .store
+        .transaction(move |conn| -> Result<_, ApiError> {
+            let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), store::now())?;
+            audit::record_anonymous(
+                conn,
+                Some(&user.organisation_id),
+                Some(&user.id),
+                "auth.login",
                 "success",
                 request_id.as_deref(),
             )?;
@@ -619,10 +692,16 @@ pub struct InvitationRequest {
 }
 
 /// Creates an invitation and returns it with its code (the only time the code is shown).
+///
+/// With an idempotency key, a retry (same key, same body) does not create a second
+/// invitation: it answers with the first one under a fresh code, and the code the lost
+/// response carried stops working (codes are kept only as hashes, so the first cannot be
+/// shown again).
 pub async fn invite(
     state: &AppState,
     caller: &Caller,
     req: InvitationRequest,
+    key: Option<super::idempotency::Key>,
 ) -> Result<(InvitationRow, String), ApiError> {
     caller.require(&[Role::Admin, Role::Counsellor])?;
     let mut errors = Vec::new();
@@ -688,6 +767,11 @@ pub async fn invite(
     let row = state
         .store
         .transaction(move |conn| -> Result<InvitationRow, ApiError> {
+            if let Some(k) = &key {
+                if let Some(first) = super::idempotency::replay(conn, &caller.user_id, k)? {
+                    return reissue(conn, &caller, &first, &code_hash);
+                }
+            }
             if let Some(cid) = &counsellor_id {
                 let ok = accounts::find_user(conn, cid)?.is_some_and(|u| {
                     u.role == "counsellor"
@@ -723,10 +807,42 @@ pub async fn invite(
                 &caller,
                 audit::Event::other("invitation.created", "invitation", Some(&row.id)),
             )?;
+            if let Some(k) = &key {
+                let first = serde_json::json!({ "invitation_id": row.id }).to_string();
+                super::idempotency::remember(conn, &caller.user_id, k, 201, &first)?;
+            }
             Ok(row)
         })
         .await?;
     Ok((row, code))
+}
+
+/// The invitation a retried request created the first time, under a new code.
+fn reissue(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    first: &str,
+    code_hash: &str,
+) -> Result<InvitationRow, ApiError> {
+    let id = serde_json::from_str::<serde_json::Value>(first)
+        .ok()
+        .and_then(|v| v["invitation_id"].as_str().map(str::to_owned))
+        .ok_or_else(|| ApiError::internal("unreadable remembered invitation response"))?;
+    let row = invitations::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+    if !invitations::replace_code(conn, &id, code_hash)? {
+        return Err(ApiError::Conflict(
+            "The invitation this Idempotency-Key created has already been redeemed.".into(),
+        ));
+    }
+    audit::record(
+        conn,
+        caller,
+        audit::Event::other("invitation.reissued", "invitation", Some(&id)),
+    )?;
+    Ok(InvitationRow {
+        code_hash: code_hash.to_owned(),
+        ..row
+    })
 }
 
 /// Replaces a patient's care team (admins only).

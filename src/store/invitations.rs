@@ -33,6 +33,28 @@ pub fn insert(conn: &mut DbConnection, row: &InvitationRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// Finds an invitation by id.
+pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<InvitationRow>> {
+    Ok(invitations::table
+        .find(id)
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Gives an unused invitation a new code (the old one stops working); returns whether it was
+/// still unused.
+pub fn replace_code(conn: &mut DbConnection, id: &str, code_hash: &str) -> StoreResult<bool> {
+    let n = diesel::update(
+        invitations::table
+            .find(id)
+            .filter(invitations::used_at.is_null()),
+    )
+    .set(invitations::code_hash.eq(code_hash))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Finds an invitation by the hash of its code.
 pub fn find_by_code_hash(
     conn: &mut DbConnection,

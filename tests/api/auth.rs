@@ -639,3 +639,344 @@ async fn reads_and_sign_ins_are_audited_for_admins_only() {
         .await
         .expect_problem(400);
 }
+
+/// The body each id-taking route is called with in the reach table: valid, so that only the
+/// caller and the object decide the answer.
+fn reach_body(route: &str) -> Option<serde_json::Value> {
+    match route {
+        "PATCH /v1/patients/{id}" => Some(json!({"phase": "aftercare"})),
+        "PUT /v1/patients/{id}/care-team" => Some(json!({"counsellor_ids": []})),
+        "PUT /v1/patients/{id}/risk-policy" => Some(json!({})),
+        "POST /v1/alerts/{id}/acknowledge" => Some(json!({})),
+        "POST /v1/alerts/{id}/resolve" => {
+            Some(json!({"outcome": "contacted", "note": "Spoke on the phone."}))
+        }
+        "PATCH /v1/users/{id}" => Some(json!({"disabled": false})),
+        _ => None,
+    }
+}
+
+/// Calls `route` ("METHOD /path/{id}") for the object `id`.
+async fn reach(
+    app: &crate::helpers::TestApp,
+    who: &crate::helpers::Login,
+    route: &str,
+    id: &str,
+) -> crate::helpers::Resp {
+    let (method, template) = route.split_once(' ').expect("METHOD /path");
+    app.send(
+        method,
+        &template.replace("{id}", id),
+        who.t(),
+        reach_body(route).as_ref(),
+    )
+    .await
+}
+
+/// Every route of `src/http/mod.rs` that names an object by id, across roles, care teams and
+/// organisations. A 404 for an object out of reach must be indistinguishable from the 404 for
+/// a missing one, a 403 must not depend on whether the object exists, and every denial is
+/// audited with the route and the object.
+#[tokio::test]
+async fn every_route_that_names_an_object_checks_role_care_team_and_organisation() {
+    let app = spawn_app().await;
+    let sink = aftercare::delivery::testing_http::HttpSink::start().await;
+    let admin = app.admin().await;
+    let alice = app.counsellor(&admin).await;
+    let bob = app.counsellor(&admin).await; // same organisation, not on pat_a's care team
+    let pat_a = app.patient(&alice).await;
+    let other_admin = app.admin().await; // another organisation
+    let other_counsellor = app.counsellor(&other_admin).await;
+    let other_patient = app.patient(&other_counsellor).await;
+    let missing = "0193a6b0-0000-7000-8000-000000000000";
+
+    let alert_a = app
+        .post("/v1/me/sos", pat_a.t(), &json!({}))
+        .await
+        .expect(202)
+        .body["alert_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alert_b = app
+        .post("/v1/me/sos", other_patient.t(), &json!({}))
+        .await
+        .expect(202)
+        .body["alert_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut hooks = Vec::new();
+    for who in [&admin, &other_admin] {
+        let r = app
+            .post(
+                "/v1/organisation/webhooks",
+                who.t(),
+                &json!({"url": sink.url("/reach"), "events": ["alert.escalated"]}),
+            )
+            .await
+            .expect(201);
+        hooks.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let (hook_a, hook_b) = (hooks[0].clone(), hooks[1].clone());
+
+    let patient_routes = [
+        "GET /v1/patients/{id}",
+        "PATCH /v1/patients/{id}",
+        "GET /v1/patients/{id}/check-ins",
+        "GET /v1/patients/{id}/risk-policy",
+        "PUT /v1/patients/{id}/risk-policy",
+    ];
+    let alert_routes = [
+        "GET /v1/alerts/{id}",
+        "GET /v1/alerts/{id}/history",
+        "POST /v1/alerts/{id}/acknowledge",
+        "POST /v1/alerts/{id}/resolve",
+    ];
+    let webhook_routes = [
+        "GET /v1/organisation/webhooks/{id}",
+        "GET /v1/organisation/webhooks/{id}/deliveries",
+        "DELETE /v1/organisation/webhooks/{id}",
+    ];
+
+    // (story, caller, route, object id, expected status). Denials first: the successful
+    // writes that change an object (resolve, delete) come last.
+    let mut table: Vec<(String, &crate::helpers::Login, &str, String, u16)> = Vec::new();
+    for route in patient_routes {
+        for (story, who, id, status) in [
+            ("counsellor off the care team", &bob, &pat_a.id, 404),
+            (
+                "counsellor of another organisation",
+                &other_counsellor,
+                &pat_a.id,
+                404,
+            ),
+            (
+                "admin of another organisation",
+                &other_admin,
+                &pat_a.id,
+                404,
+            ),
+            (
+                "admin reaches into another organisation",
+                &admin,
+                &other_patient.id,
+                404,
+            ),
+            ("a patient, on their own record", &pat_a, &pat_a.id, 403),
+            ("a non-patient user id", &admin, &alice.id, 404),
+        ] {
+            table.push((format!("{route}: {story}"), who, route, id.clone(), status));
+        }
+    }
+    // Assigning the care team is the admins' alone.
+    let care_team = "PUT /v1/patients/{id}/care-team";
+    for (story, who, id, status) in [
+        ("a counsellor on the care team", &alice, &pat_a.id, 403),
+        ("a patient", &pat_a, &pat_a.id, 403),
+        (
+            "admin of another organisation",
+            &other_admin,
+            &pat_a.id,
+            404,
+        ),
+        (
+            "admin reaches into another organisation",
+            &admin,
+            &other_patient.id,
+            404,
+        ),
+    ] {
+        table.push((
+            format!("{care_team}: {story}"),
+            who,
+            care_team,
+            id.clone(),
+            status,
+        ));
+    }
+    for route in alert_routes {
+        for (story, who, id, status) in [
+            ("counsellor off the care team", &bob, &alert_a, 404),
+            (
+                "counsellor of another organisation",
+                &other_counsellor,
+                &alert_a,
+                404,
+            ),
+            ("admin of another organisation", &other_admin, &alert_a, 404),
+            (
+                "admin reaches into another organisation",
+                &admin,
+                &alert_b,
+                404,
+            ),
+            ("the patient, on their own alert", &pat_a, &alert_a, 403),
+        ] {
+            table.push((format!("{route}: {story}"), who, route, id.clone(), status));
+        }
+    }
+    let users = "PATCH /v1/users/{id}";
+    for (story, who, id, status) in [
+        (
+            "admin of another organisation",
+            &other_admin,
+            &alice.id,
+            404,
+        ),
+        (
+            "admin reaches into another organisation",
+            &admin,
+            &other_counsellor.id,
+            404,
+        ),
+        ("a counsellor, on a colleague", &alice, &bob.id, 403),
+        ("a counsellor, on themselves", &alice, &alice.id, 403),
+        ("a patient, on their counsellor", &pat_a, &alice.id, 403),
+    ] {
+        table.push((format!("{users}: {story}"), who, users, id.clone(), status));
+    }
+    for route in webhook_routes {
+        for (story, who, id, status) in [
+            ("admin of another organisation", &other_admin, &hook_a, 404),
+            (
+                "admin reaches into another organisation",
+                &admin,
+                &hook_b,
+                404,
+            ),
+            ("a counsellor of the organisation", &alice, &hook_a, 403),
+            (
+                "a counsellor of the other organisation",
+                &other_counsellor,
+                &hook_b,
+                403,
+            ),
+            ("a patient", &pat_a, &hook_a, 403),
+        ] {
+            table.push((format!("{route}: {story}"), who, route, id.clone(), status));
+        }
+    }
+    // The same objects are within reach of the right callers: the 404s above are not a
+    // wrong id.
+    for route in patient_routes {
+        for (story, who) in [
+            ("a counsellor on the care team", &alice),
+            ("an admin of the organisation", &admin),
+        ] {
+            table.push((
+                format!("{route}: {story}"),
+                who,
+                route,
+                pat_a.id.clone(),
+                200,
+            ));
+        }
+    }
+    for (route, who, id, status) in [
+        ("GET /v1/alerts/{id}", &alice, &alert_a, 200),
+        ("GET /v1/alerts/{id}/history", &alice, &alert_a, 200),
+        ("GET /v1/alerts/{id}", &admin, &alert_a, 200),
+        ("GET /v1/alerts/{id}/history", &admin, &alert_a, 200),
+        ("POST /v1/alerts/{id}/acknowledge", &alice, &alert_a, 200),
+        ("POST /v1/alerts/{id}/resolve", &admin, &alert_a, 200),
+        ("PATCH /v1/users/{id}", &admin, &alice.id, 200),
+        ("PATCH /v1/users/{id}", &admin, &pat_a.id, 200),
+        ("GET /v1/organisation/webhooks/{id}", &admin, &hook_a, 200),
+        (
+            "GET /v1/organisation/webhooks/{id}/deliveries",
+            &admin,
+            &hook_a,
+            200,
+        ),
+        (
+            "DELETE /v1/organisation/webhooks/{id}",
+            &admin,
+            &hook_a,
+            204,
+        ),
+        // A deleted webhook is missing.
+        ("GET /v1/organisation/webhooks/{id}", &admin, &hook_a, 404),
+        (
+            "GET /v1/organisation/webhooks/{id}/deliveries",
+            &admin,
+            &hook_a,
+            404,
+        ),
+        (
+            "DELETE /v1/organisation/webhooks/{id}",
+            &admin,
+            &hook_a,
+            404,
+        ),
+    ] {
+        let story = if status == 404 {
+            format!("{route}: after the webhook was deleted")
+        } else {
+            format!("{route}: the object's own people")
+        };
+        table.push((story, who, route, id.clone(), status));
+    }
+
+    for (story, who, route, id, status) in &table {
+        let r = reach(&app, who, route, id).await;
+        assert_eq!(r.status, *status, "{story}: {}", r.text);
+        if *status < 400 {
+            continue;
+        }
+        // A denial: the same call on an id that names nothing answers exactly alike, so
+        // ids cannot be probed, and a role refusal does not depend on the object existing.
+        let r = r.expect_problem(*status);
+        let m = reach(&app, who, route, missing).await;
+        assert_eq!(m.status, r.status, "{story}, missing id: {}", m.text);
+        let m = m.expect_problem(*status);
+        for field in ["type", "title", "status", "detail"] {
+            assert_eq!(
+                r.body[field], m.body[field],
+                "{story}: out of reach and missing differ in {field}"
+            );
+        }
+        assert_eq!(
+            r.body["type"],
+            if *status == 404 {
+                "/problems/not-found"
+            } else {
+                "/problems/forbidden"
+            },
+            "{story}: {}",
+            r.text
+        );
+    }
+
+    // Every denial is in its organisation's audit trail: who, which route, which object.
+    let mut trail: Vec<serde_json::Value> = Vec::new();
+    for reader in [&admin, &other_admin] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = "/v1/organisation/audit-events?outcome=denied&limit=200".to_owned();
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = app.get(&path, reader.t()).await.expect(200);
+            trail.extend(page.body["items"].as_array().unwrap().iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+    }
+    for (story, who, route, id, status) in &table {
+        let action = match status {
+            403 => "permission.denied",
+            404 => "object.denied",
+            _ => continue,
+        };
+        assert!(
+            trail.iter().any(|e| e["actor_id"] == who.id.as_str()
+                && e["action"] == action
+                && e["target_type"] == *route
+                && e["target_id"] == id.as_str()),
+            "{story}: no {action} audit event for {route} on {id}"
+        );
+    }
+}

@@ -1384,7 +1384,8 @@ async fn simultaneous_submissions_all_succeed_and_every_version_counts() {
         app.patient(&counsellor).await,
     ];
     let date = today("America/New_York");
-    // The same date from one phone retrying, and other patients writing at the same time.
+    // Eight different answers for one date at once (corrections racing; an identical resend
+    // would change nothing), and other patients writing at the same time.
     let mut tasks = Vec::new();
     for i in 0..8 {
         for p in &patients {
@@ -1392,7 +1393,7 @@ async fn simultaneous_submissions_all_succeed_and_every_version_counts() {
             let url = app.url(&format!("/v1/me/check-ins/{date}"));
             let token = p.token.clone();
             tasks.push(tokio::spawn(async move {
-                let body = json!({"craving": i % 5, "mood": 6, "exercise_minutes": 10, "meals": 3, "used_substance": false});
+                let body = json!({"craving": i, "mood": 6, "exercise_minutes": 10, "meals": 3, "used_substance": false});
                 client.put(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
             }));
         }

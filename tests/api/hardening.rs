@@ -565,3 +565,126 @@ async fn an_event_that_commits_out_of_order_still_reaches_the_dashboard() {
     assert!(replayed.contains(&late), "{replayed:?}");
     assert!(!replayed.contains(&b), "{replayed:?}");
 }
+
+async fn post_with_key(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    token: Option<&str>,
+    key: &str,
+    body: &Value,
+) -> crate::helpers::Resp {
+    let mut rb = app
+        .client
+        .post(app.url(path))
+        .header("Idempotency-Key", key)
+        .json(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    crate::helpers::read(rb.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_retried_webhook_registration_registers_one_webhook() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["alert.created"]});
+    let first = post_with_key(
+        &app,
+        "/v1/organisation/webhooks",
+        admin.t(),
+        "hook-1",
+        &body,
+    )
+    .await
+    .expect(201);
+    let again = post_with_key(
+        &app,
+        "/v1/organisation/webhooks",
+        admin.t(),
+        "hook-1",
+        &body,
+    )
+    .await
+    .expect(201);
+    assert_eq!(again.body, first.body);
+    let list = app
+        .get("/v1/organisation/webhooks", admin.t())
+        .await
+        .expect(200);
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    // The same key for something else is a mistake, said as such.
+    let other = json!({"url": "http://127.0.0.1:9/other", "events": ["alert.created"]});
+    let r = post_with_key(
+        &app,
+        "/v1/organisation/webhooks",
+        admin.t(),
+        "hook-1",
+        &other,
+    )
+    .await
+    .expect_problem(422);
+    assert_eq!(r.error_fields(), vec!["Idempotency-Key"]);
+}
+
+#[tokio::test]
+async fn a_retried_invitation_is_the_same_invitation_under_a_new_code() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let body = json!({"role": "patient"});
+    let first = post_with_key(&app, "/v1/invitations", counsellor.t(), "inv-1", &body)
+        .await
+        .expect(201);
+    let again = post_with_key(&app, "/v1/invitations", counsellor.t(), "inv-1", &body)
+        .await
+        .expect(201);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_ne!(again.body["code"], first.body["code"]);
+    let register = |code: &Value| {
+        json!({"invitation_code": code, "email": "new.patient@example.org",
+               "password": PASSWORD, "display_name": "New Patient", "timezone": TZ})
+    };
+    // The lost response's code no longer works; the new one does.
+    let r = app
+        .post("/v1/auth/register", None, &register(&first.body["code"]))
+        .await
+        .expect_problem(422);
+    assert_eq!(r.error_fields(), vec!["invitation_code"]);
+    app.post("/v1/auth/register", None, &register(&again.body["code"]))
+        .await
+        .expect(201);
+    // Once redeemed, a retry cannot hand the invitation out again.
+    post_with_key(&app, "/v1/invitations", counsellor.t(), "inv-1", &body)
+        .await
+        .expect_problem(409);
+}
+
+#[tokio::test]
+async fn a_retried_registration_signs_the_same_account_in_again() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let code = app.invite(&admin, json!({"role": "counsellor"})).await;
+    let body = json!({"invitation_code": code, "email": "sam@example.org",
+                      "password": PASSWORD, "display_name": "Sam", "timezone": TZ});
+    let first = post_with_key(&app, "/v1/auth/register", None, "reg-1", &body)
+        .await
+        .expect(201);
+    let again = post_with_key(&app, "/v1/auth/register", None, "reg-1", &body)
+        .await
+        .expect(201);
+    assert_ne!(again.body["refresh_token"], first.body["refresh_token"]);
+    let me = |r: &crate::helpers::Resp| r.body["access_token"].as_str().unwrap().to_owned();
+    let a = app.get("/v1/me", Some(&me(&first))).await.expect(200);
+    let b = app.get("/v1/me", Some(&me(&again))).await.expect(200);
+    assert_eq!(a.body["id"], b.body["id"]);
+    // Without the key, the used code is refused as before.
+    app.post("/v1/auth/register", None, &body)
+        .await
+        .expect_problem(422);
+}
