@@ -71,6 +71,23 @@ impl From<diesel::result::Error> for StoreError {
             Error::BrokenTransactionManager => {
                 Self::Unavailable("connection lost mid-transaction".into())
             }
+            // Transient contention the client should simply retry (503 with Retry-After): the
+            // SQLite writer lock still held after busy_timeout, a PostgreSQL serialization
+            // failure or deadlock victim.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(_, info)
+                if [
+                    "database is locked",
+                    "database is busy",
+                    "deadlock detected",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m)) =>
+            {
+                Self::Unavailable(info.message().to_owned())
+            }
             other => Self::Other(anyhow::Error::new(other)),
         }
     }

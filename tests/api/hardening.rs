@@ -688,3 +688,48 @@ async fn a_retried_registration_signs_the_same_account_in_again() {
         .await
         .expect_problem(422);
 }
+
+#[tokio::test]
+async fn a_database_too_busy_to_write_is_a_retryable_503_and_loses_nothing() {
+    let app = spawn_app().await;
+    let Some(path) = app
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(str::to_owned)
+    else {
+        // PostgreSQL has no single writer lock to hold.
+        return;
+    };
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, TZ, "aftercare").await;
+    app.checkin(&patient, local_day(TZ, -1), &calm())
+        .await
+        .expect(201);
+    // Another process holds SQLite's write lock for longer than the server will wait.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(7));
+        c.batch_execute("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let r = app
+        .checkin(&patient, today(TZ), &calm())
+        .await
+        .expect_problem(503);
+    assert!(r.header("retry-after").is_some());
+    holder.join().unwrap();
+    // Once the lock is gone the retry goes through, and yesterday's check-in is still there.
+    app.checkin(&patient, today(TZ), &calm()).await.expect(201);
+    app.get(
+        &format!("/v1/me/check-ins/{}", local_day(TZ, -1)),
+        patient.t(),
+    )
+    .await
+    .expect(200);
+}
