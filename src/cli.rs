@@ -123,11 +123,17 @@ fn load_settings() -> anyhow::Result<Settings> {
 }
 
 fn read_password() -> anyhow::Result<String> {
-    use std::io::BufRead;
-    eprintln!("Password for the new admin (12+ characters), then Enter:");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let p = line.trim_end_matches(['\r', '\n']).to_owned();
+    use std::io::{BufRead, IsTerminal};
+    let p = if std::io::stdin().is_terminal() {
+        // Typed at a terminal: not echoed, so it is not left on the screen or in a recording.
+        eprint!("Password for the new admin (12+ characters, not shown), then Enter: ");
+        rpassword::read_password()?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line
+    };
+    let p = p.trim_end_matches(['\r', '\n']).to_owned();
     if p.is_empty() {
         anyhow::bail!(
             "no password given (set AFTERCARE_ADMIN_PASSWORD or type it on standard input)"

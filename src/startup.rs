@@ -99,6 +99,8 @@ impl Application {
         .listen(listener)?
         .workers(workers)
         .shutdown_timeout(30)
+        // Signals are handled in `run_until_stopped`, which ends the live streams first.
+        .disable_signals()
         .run();
 
         // Background work runs in every process: the hub feeds this process's live streams;
@@ -129,9 +131,21 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or SIGINT; in-flight requests are allowed to finish.
+    /// Serves until SIGTERM or SIGINT: then new connections are refused, live streams end
+    /// (their clients reconnect and resume) and in-flight requests finish, for up to 30 s.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Self { server, .. } = self;
+        let Self { server, state, .. } = self;
+        let handle = server.handle();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+            state.hub.close();
+            handle.stop(true).await;
+        });
         server.await
     }
 }

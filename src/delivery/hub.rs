@@ -35,6 +35,7 @@ pub struct FeedEvent {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<FeedEvent>,
+    closing: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for Hub {
@@ -47,7 +48,24 @@ impl Hub {
     /// A hub with room for bursts.
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(1024);
-        Self { tx }
+        let (closing, _) = tokio::sync::watch::channel(false);
+        Self {
+            tx,
+            closing: std::sync::Arc::new(closing),
+        }
+    }
+
+    /// Tells this process's live streams to end (the process is shutting down): their
+    /// clients reconnect, to another process or to this one restarted, and resume.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::close`] was called.
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 
     /// A new subscription.

@@ -134,6 +134,7 @@ pub async fn alert_stream(
                     }
                 }
                 () = tx.closed() => break,
+                () = st.hub.closed() => break,
             }
         }
     });

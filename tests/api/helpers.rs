@@ -131,6 +131,44 @@ pub fn fresh_database(dir: &std::path::Path) -> (String, Option<(String, String)
     }
 }
 
+/// Drops a test's PostgreSQL database: `DROP DATABASE IF EXISTS .. WITH (FORCE)` on the admin
+/// connection, which also ends the sessions a server still holds in its pool. Errors are
+/// ignored: this runs from `Drop`, possibly while a failed test unwinds. Set
+/// `TEST_KEEP_DATABASES=1` to keep them for a post-mortem.
+pub fn drop_pg_database(admin: &str, name: &str) {
+    if std::env::var_os("TEST_KEEP_DATABASES").is_some() {
+        return;
+    }
+    let Ok(mut conn) = diesel::PgConnection::establish(admin) else {
+        return;
+    };
+    let _ = conn.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "\"\"")
+    ));
+}
+
+/// Drops the database from [`fresh_database`] when it goes out of scope (nothing on SQLite).
+/// Declare it before anything that uses the database, so it is dropped after them.
+pub struct DropDatabase(pub Option<(String, String)>);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.0.take() {
+            drop_pg_database(&admin, &name);
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The in-process server still holds pooled connections: FORCE ends them.
+        if let Some((admin, name)) = self.pg.take() {
+            drop_pg_database(&admin, &name);
+        }
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }

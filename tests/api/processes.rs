@@ -1,5 +1,6 @@
 //! Real server processes: several behind one database never deliver a webhook twice, and a
-//! process killed with SIGKILL right after an alert was raised loses nothing.
+//! process killed with SIGKILL right after an alert was raised loses nothing, and SIGTERM lets
+//! the requests in flight finish before the process exits 0.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use aftercare::delivery::testing_http::HttpSink;
 use serde_json::json;
 
-use crate::helpers::{fresh_database, read, PASSWORD};
+use crate::helpers::{fresh_database, read, DropDatabase, PASSWORD};
 
 struct Server {
     child: Child,
@@ -46,12 +47,25 @@ fn command(db: &str, dir: &std::path::Path) -> Command {
 }
 
 async fn start(db: &str, dir: &std::path::Path, workers: bool) -> Server {
+    start_with(db, dir, workers, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+async fn start_with(
+    db: &str,
+    dir: &std::path::Path,
+    workers: bool,
+    env: &[(&str, &str)],
+) -> Server {
     let port = free_port();
-    let child = command(db, dir)
+    let mut command = command(db, dir);
+    command
         .env("AFTERCARE_BIND", format!("127.0.0.1:{port}"))
-        .env("AFTERCARE_WORKERS", if workers { "true" } else { "false" })
-        .spawn()
-        .expect("start aftercare");
+        .env("AFTERCARE_WORKERS", if workers { "true" } else { "false" });
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.spawn().expect("start aftercare");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -172,7 +186,9 @@ fn crisis() -> serde_json::Value {
 #[tokio::test]
 async fn two_processes_on_one_database_deliver_each_webhook_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, _) = fresh_database(dir.path());
+    let (db, pg) = fresh_database(dir.path());
+    // Declared before the servers: dropped after they are killed.
+    let _db = DropDatabase(pg);
     let a = start(&db, dir.path(), true).await;
     let b = start(&db, dir.path(), true).await;
     let sink = HttpSink::start().await;
@@ -213,7 +229,9 @@ async fn two_processes_on_one_database_deliver_each_webhook_once() {
 #[tokio::test]
 async fn a_process_killed_right_after_raising_an_alert_loses_no_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, _) = fresh_database(dir.path());
+    let (db, pg) = fresh_database(dir.path());
+    // Declared before the servers: dropped after they are killed.
+    let _db = DropDatabase(pg);
     let sink = HttpSink::start().await;
     // The first process has no delivery worker: whatever it raised is only in the outbox when
     // it dies, exactly as after a crash between "check-in saved" and "counsellor told".
@@ -246,4 +264,152 @@ async fn a_process_killed_right_after_raising_an_alert_loses_no_delivery() {
     let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["data"]["rule"], "self_harm");
     eprintln!("delivered {:?} after restart", restarted.elapsed());
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_logins_finish_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, pg) = fresh_database(dir.path());
+    let _db = DropDatabase(pg);
+    // One hash at a time: the logins queue for the hasher, so they are still in flight when
+    // the signal arrives and the last of them finishes well after it.
+    let mut server = start_with(
+        &db,
+        dir.path(),
+        true,
+        &[("AFTERCARE_MAX_CONCURRENT_HASHES", "1")],
+    )
+    .await;
+    const N: usize = 8;
+    // An account per login: every attempt counts against its account's throttle until it
+    // succeeds, so eight at once on one account would rightly meet 429s.
+    clinic(&db, dir.path(), &server.base, N).await;
+    // A dashboard holds the live stream open: shutdown must not wait out the timeout for it.
+    let admin = post(
+        &server.base,
+        "/v1/auth/login",
+        None,
+        json!({"email": "admin@example.org", "password": PASSWORD}),
+    )
+    .await
+    .expect(200);
+    let stream = reqwest::Client::new()
+        .get(format!("{}/v1/alerts/stream", server.base))
+        .bearer_auth(admin.body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let dashboard = tokio::spawn(async move {
+        let mut body = stream.bytes_stream();
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {}
+        Instant::now()
+    });
+
+    let mut logins = Vec::new();
+    for i in 0..N {
+        let url = format!("{}/v1/auth/login", server.base);
+        // A wrong password now and then: 401 is as normal an answer as 200.
+        let (password, expected) = if i % 4 == 3 {
+            ("wrong-lantern-harbour", 401)
+        } else {
+            (PASSWORD, 200)
+        };
+        logins.push(tokio::spawn(async move {
+            // A client each, so a connection each.
+            let outcome = match reqwest::Client::new()
+                .post(url)
+                .json(&json!({"email": format!("p{i}@example.org"), "password": password}))
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    r.text().await.map(|text| (status, text))
+                }
+                Err(e) => Err(e),
+            };
+            (expected, outcome, Instant::now())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let signalled = Instant::now();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+
+    // The listener closes at once: new connections are refused while accepted ones finish.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let refused_after = loop {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                break signalled.elapsed()
+            }
+            Err(e) => panic!("unexpected connect error during shutdown: {e}"),
+            Ok(probe) => drop(probe),
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "still accepting connections 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+
+    let (mut answered_after_signal, mut never_accepted) = (0, 0);
+    let mut last_answer = Duration::ZERO;
+    for login in logins {
+        let (expected, outcome, done) = login.await.unwrap();
+        match outcome {
+            Ok((status, text)) => {
+                assert_eq!(status, expected, "a login during shutdown: {text}");
+                if done > signalled {
+                    answered_after_signal += 1;
+                    last_answer = last_answer.max(done - signalled);
+                }
+            }
+            // Not yet connected when the listener closed: refused, never accepted.
+            Err(e) if e.is_connect() => never_accepted += 1,
+            Err(e) => panic!("a login accepted before SIGTERM was cut off: {e:?}"),
+        }
+    }
+    assert!(
+        answered_after_signal > 0,
+        "no login was still in flight at SIGTERM; the test proved nothing"
+    );
+
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let exited_after = signalled.elapsed();
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    assert_eq!(status.code(), Some(0));
+    // The open stream was ended rather than waited for (the graceful timeout is 30 s).
+    let stream_ended = dashboard.await.unwrap() - signalled;
+    assert!(
+        exited_after < Duration::from_secs(5),
+        "exit took {exited_after:?}"
+    );
+
+    let after = reqwest::Client::new()
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(after.is_connect(), "after exit: {after:?}");
+    eprintln!(
+        "SIGTERM: {answered_after_signal}/{N} logins answered after it (last {last_answer:?}), \
+         {never_accepted} never accepted; refusing connections after {refused_after:?}, \
+         live stream ended after {stream_ended:?}, exited 0 after {exited_after:?}"
+    );
 }
