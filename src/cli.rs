@@ -44,8 +44,16 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            print!("{}", crate::openapi::document_json());
-            Ok(())
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out
+                .write_all(crate::openapi::document_json().as_bytes())
+                .and_then(|()| out.flush())
+            {
+                // `aftercare openapi | head`: the reader had enough; not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Migrate => {
             let settings = load_settings()?;

@@ -245,7 +245,40 @@ impl Reader<'_> {
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// Reads settings from these environment variables. An `AFTERCARE_*` variable that is
+    /// not a setting is refused, naming it: a misspelt `AFTERCARE_DATABSE_URL` must not
+    /// quietly leave a clinic on the embedded default.
+    pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, SettingsError> {
+        /// Read by the commands rather than the server.
+        const OTHER_NAMES: [&str; 2] = ["AFTERCARE_ADMIN_PASSWORD", "AFTERCARE_LOAD_PASSWORD"];
+        let env: std::collections::HashMap<String, String> = vars.into_iter().collect();
+        let asked = std::cell::RefCell::new(std::collections::HashSet::new());
+        let result = Self::from_lookup(&|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            env.get(name).cloned()
+        });
+        let asked = asked.into_inner();
+        let mut unknown: Vec<SettingError> = env
+            .keys()
+            .filter(|k| k.starts_with("AFTERCARE_"))
+            .filter(|k| !asked.contains(k.as_str()) && !OTHER_NAMES.contains(&k.as_str()))
+            .map(|k| SettingError {
+                variable: "AFTERCARE_*",
+                message: format!("`{k}` is not a setting (misspelt?); see the README's table"),
+            })
+            .collect();
+        unknown.sort_by(|a, b| a.message.cmp(&b.message));
+        match (result, unknown.is_empty()) {
+            (r, true) => r,
+            (Ok(_), false) => Err(SettingsError(unknown)),
+            (Err(SettingsError(mut e)), false) => {
+                e.append(&mut unknown);
+                Err(SettingsError(e))
+            }
+        }
     }
 
     /// Reads settings through `get`, so tests can supply their own environment.
@@ -466,6 +499,30 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.0.len(), 2);
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_refused_by_name() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let err = Settings::from_vars(vars(&[
+            ("AFTERCARE_DATABSE_URL", "postgres://u@h/db"),
+            ("AFTERCARE_ADMIN_PASSWORD", "kept-for-create-admin"),
+            ("PATH", "/usr/bin"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(err.0[0].message.contains("AFTERCARE_DATABSE_URL"), "{err}");
+        assert!(Settings::from_vars(vars(&[
+            ("AFTERCARE_DATABASE_URL", "postgres://u@h/db"),
+            ("AFTERCARE_SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("AFTERCARE_SMTP_FROM", "alerts@example.org"),
+        ]))
+        .is_ok());
     }
 
     #[test]

@@ -102,14 +102,22 @@ pub async fn authenticate(
         .keys
         .verify(token)
         .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
-    let user_id = claims.sub.clone();
-    let user = state
+    let (user_id, sid) = (claims.sub.clone(), claims.sid.clone());
+    let (user, session_open) = state
         .store
-        .run(move |conn| accounts::find_user(conn, &user_id).map_err(ApiError::from))
+        .run(move |conn| -> Result<_, ApiError> {
+            let user = accounts::find_user(conn, &user_id)?;
+            let open = crate::store::sessions::session_open(conn, &user_id, &sid)?;
+            Ok((user, open))
+        })
         .await?;
     let invalid =
         || ApiError::Unauthorized("The access token is no longer valid; sign in again.".into());
     let user = user.ok_or_else(invalid)?;
+    // Logged out, or revoked because its refresh token was reused.
+    if !session_open {
+        return Err(invalid());
+    }
     if user.disabled || user.organisation_id != claims.org {
         return Err(invalid());
     }

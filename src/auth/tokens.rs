@@ -40,6 +40,9 @@ pub struct Claims {
     pub org: String,
     /// The user's role at issue time (authorisation re-reads it per request).
     pub role: String,
+    /// The session (refresh-token family) it was issued for: when the session ends (logout,
+    /// a reused refresh token), its access tokens stop working at once.
+    pub sid: String,
 }
 
 /// The signing key and what verifies it.
@@ -105,6 +108,7 @@ impl Keys {
         user_id: &str,
         org: &str,
         role: &str,
+        session_id: &str,
         ttl_secs: i64,
     ) -> anyhow::Result<String> {
         let now_ms = Utc::now().timestamp_millis();
@@ -120,6 +124,7 @@ impl Keys {
             typ: ACCESS_TYPE.into(),
             org: org.into(),
             role: role.into(),
+            sid: session_id.into(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -175,12 +180,12 @@ mod tests {
     #[test]
     fn issue_and_verify_round_trip_and_foreign_keys_fail() {
         let keys = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
-        let t = keys.issue("u1", "o1", "patient", 60).unwrap();
+        let t = keys.issue("u1", "o1", "patient", "s1", 60).unwrap();
         let c = keys.verify(&t).unwrap();
         assert_eq!(c.sub, "u1");
         let other = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
         assert!(other.verify(&t).is_err());
-        let expired = keys.issue("u1", "o1", "patient", -60).unwrap();
+        let expired = keys.issue("u1", "o1", "patient", "s1", -60).unwrap();
         assert_eq!(keys.verify(&expired).unwrap_err(), "token expired");
     }
 }

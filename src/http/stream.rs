@@ -23,7 +23,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Live alert events: `alert.created`, `alert.updated` and `alert.escalated`, each as
 /// `event: <type>` with `data: <alert JSON>` and an `id:`, for the patients the caller may read;
 /// a comment heartbeat every 15 seconds. A reconnecting client that sends `Last-Event-ID` first
-/// receives the events it missed (and possibly again one or two from just before its last,
+/// receives the events it missed (and again those of the 30 s before its last one,
 /// which may have committed after it: an event carries the whole alert, so a repeat is
 /// harmless). The caller is re-checked at every event and heartbeat: the
 /// stream ends when the access token expires or the account is disabled, changes its password

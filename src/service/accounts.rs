@@ -90,7 +90,7 @@ fn new_refresh(
     user_id: &str,
     family_id: &str,
     now: NaiveDateTime,
-) -> Result<String, ApiError> {
+) -> Result<NewRefresh, ApiError> {
     let token = tokens::random_token();
     let ttl = TimeDelta::seconds(
         i64::try_from(state.settings.refresh_token_ttl.as_secs()).unwrap_or(86_400),
@@ -108,23 +108,34 @@ fn new_refresh(
             created_at: now,
         },
     )?;
-    Ok(token)
+    Ok(NewRefresh {
+        token,
+        session_id: family_id.to_owned(),
+    })
 }
 
-fn session_for(
-    state: &AppState,
-    user: UserRow,
-    refresh_token: String,
-) -> Result<Session, ApiError> {
+/// A refresh token just issued, and the session (token family) it belongs to.
+struct NewRefresh {
+    token: String,
+    session_id: String,
+}
+
+fn session_for(state: &AppState, user: UserRow, refresh: NewRefresh) -> Result<Session, ApiError> {
     let ttl = i64::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(900);
     let access_token = state
         .keys
-        .issue(&user.id, &user.organisation_id, &user.role, ttl)
+        .issue(
+            &user.id,
+            &user.organisation_id,
+            &user.role,
+            &refresh.session_id,
+            ttl,
+        )
         .map_err(ApiError::Internal)?;
     Ok(Session {
         access_token,
         expires_in: ttl,
-        refresh_token,
+        refresh_token: refresh.token,
         user,
     })
 }
@@ -490,7 +501,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let result = state
         .store
         .transaction(
-            move |conn| -> Result<Result<(UserRow, String), ()>, ApiError> {
+            move |conn| -> Result<Result<(UserRow, NewRefresh), ()>, ApiError> {
                 let now = store::now();
                 match user.filter(|u| ok && !u.disabled) {
                     Some(user) => {
@@ -545,7 +556,7 @@ pub async fn refresh(
     let outcome = state
         .store
         .transaction(
-            move |conn| -> Result<Result<(UserRow, String), &'static str>, ApiError> {
+            move |conn| -> Result<Result<(UserRow, NewRefresh), &'static str>, ApiError> {
                 let now = store::now();
                 let Some(row) = sessions::find_refresh(conn, &hash)? else {
                     return Ok(Err("unknown"));

@@ -66,6 +66,18 @@ pub fn revoke_family(
     Ok(())
 }
 
+/// Whether a user's session (refresh-token family) is still open: not logged out, not revoked
+/// for reuse or a password change.
+pub fn session_open(conn: &mut DbConnection, user_id: &str, family_id: &str) -> StoreResult<bool> {
+    let open: i64 = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(open > 0)
+}
+
 /// Revokes every session of a user.
 pub fn revoke_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> StoreResult<()> {
     diesel::update(

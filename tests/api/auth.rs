@@ -140,10 +140,13 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
         .await
         .expect_problem(401);
 
+    // The revoked session's access token is cut off too; the admin signs in again.
+    app.get("/v1/me", admin.t()).await.expect_problem(401);
+    let again = app.login(&admin.email, PASSWORD).await;
     let audit = app
         .get(
             "/v1/organisation/audit-events?action=auth.refresh_reuse",
-            admin.t(),
+            again.t(),
         )
         .await
         .expect(200);

@@ -733,3 +733,49 @@ async fn a_database_too_busy_to_write_is_a_retryable_503_and_loses_nothing() {
     .await
     .expect(200);
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_session_access_token_included() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    // A second session of the same person (another device) is not affected.
+    let laptop = app.login(&counsellor.email, PASSWORD).await;
+    app.get("/v1/me", counsellor.t()).await.expect(200);
+    app.post(
+        "/v1/auth/logout",
+        None,
+        &json!({"refresh_token": counsellor.refresh}),
+    )
+    .await
+    .expect(204);
+    app.get("/v1/me", counsellor.t()).await.expect_problem(401);
+    app.get("/v1/me", laptop.t()).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_cuts_off_the_stolen_sessions_access_tokens_at_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let rotated = app
+        .post(
+            "/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": counsellor.refresh}),
+        )
+        .await
+        .expect(200);
+    let fresh = rotated.body["access_token"].as_str().unwrap().to_owned();
+    app.get("/v1/me", Some(&fresh)).await.expect(200);
+    // The old refresh token comes back: someone copied it. The whole session ends.
+    app.post(
+        "/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": counsellor.refresh}),
+    )
+    .await
+    .expect_problem(401);
+    app.get("/v1/me", Some(&fresh)).await.expect_problem(401);
+    app.get("/v1/me", counsellor.t()).await.expect_problem(401);
+}
