@@ -3,8 +3,9 @@
 //! It enrols patients through the API as a clinic would (the admin invites a counsellor, the
 //! counsellor invites patients, each patient registers), then for a fixed time drives
 //! concurrent check-ins (`PUT /v1/me/check-ins/{today}`, varied values, so the risk engine and
-//! alert deduplication do real work), then the same for an authenticated read, and prints
-//! throughput, latency percentiles and errors for each phase.
+//! alert deduplication do real work), then the same for an authenticated read and for sign-ins
+//! (one argon2id verification each), and prints throughput, latency percentiles and errors for
+//! each phase.
 //!
 //! It only talks to the URL it is given, which must be a loopback address unless
 //! `--allow-remote`; it stops by itself.
@@ -218,6 +219,7 @@ async fn create_admin(run_id: &str) -> anyhow::Result<(String, String)> {
 
 struct Patient {
     token: String,
+    email: String,
     timezone: &'static str,
 }
 
@@ -274,13 +276,14 @@ async fn enrol(
                         &retries,
                     )
                     .await?;
+                let email = format!("load-{run_id}-p{i}@example.org");
                 let reg = api
                     .post_retrying(
                         "/v1/auth/register",
                         None,
                         &json!({
                             "invitation_code": string(&inv, "code")?,
-                            "email": format!("load-{run_id}-p{i}@example.org"),
+                            "email": email,
                             "password": PATIENT_PASSWORD,
                             "display_name": format!("Load patient {i}"),
                             "timezone": timezone,
@@ -291,6 +294,7 @@ async fn enrol(
                     .await?;
                 out.push(Patient {
                     token: string(&reg, "access_token")?,
+                    email,
                     timezone,
                 });
             }
@@ -410,14 +414,24 @@ fn report(label: &str, mut t: Tally, elapsed: Duration) {
     }
 }
 
+/// What a measured phase sends.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// `PUT /v1/me/check-ins/{today}` with varied values.
+    CheckIns,
+    /// The chosen authenticated read.
+    Reads(Read),
+    /// `POST /v1/auth/login` with the patient's password (one argon2id verification each).
+    SignIns,
+}
+
 /// Runs `concurrency` workers for `seconds`, each cycling over its own patients.
 async fn drive(
     api: &Arc<Api>,
     patients: &Arc<Vec<Patient>>,
     concurrency: u32,
     seconds: u64,
-    write: bool,
-    read: Read,
+    phase: Phase,
 ) -> anyhow::Result<(Tally, Duration)> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
@@ -442,20 +456,30 @@ async fn drive(
                     break;
                 };
                 j += 1;
-                let rb = if write {
-                    let date = local_today(p.timezone);
-                    api.client
-                        .put(format!("{}/v1/me/check-ins/{date}", api.base))
-                        .json(&check_in_body(&mut rng))
-                } else {
-                    let path = match read {
-                        Read::Summary => "/v1/me/summary",
-                        Read::CheckIns => "/v1/me/check-ins?limit=7",
-                    };
-                    api.client.get(format!("{}{path}", api.base))
+                let rb = match phase {
+                    Phase::CheckIns => {
+                        let date = local_today(p.timezone);
+                        api.client
+                            .put(format!("{}/v1/me/check-ins/{date}", api.base))
+                            .json(&check_in_body(&mut rng))
+                            .bearer_auth(&p.token)
+                    }
+                    Phase::Reads(read) => {
+                        let path = match read {
+                            Read::Summary => "/v1/me/summary",
+                            Read::CheckIns => "/v1/me/check-ins?limit=7",
+                        };
+                        api.client
+                            .get(format!("{}{path}", api.base))
+                            .bearer_auth(&p.token)
+                    }
+                    Phase::SignIns => api
+                        .client
+                        .post(format!("{}/v1/auth/login", api.base))
+                        .json(&json!({"email": p.email, "password": PATIENT_PASSWORD})),
                 };
                 let t0 = Instant::now();
-                let outcome = match rb.bearer_auth(&p.token).send().await {
+                let outcome = match rb.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         // Read the whole body: the latency is the full response.
@@ -540,31 +564,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let patients = Arc::new(patients);
 
-    let (tally, elapsed) = drive(
-        &api,
-        &patients,
-        args.concurrency,
-        args.seconds,
-        true,
-        args.read,
-    )
-    .await?;
+    let (c, secs) = (args.concurrency, args.seconds);
+    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::CheckIns).await?;
     report("check-ins  PUT /v1/me/check-ins/{today}", tally, elapsed);
 
-    let (tally, elapsed) = drive(
-        &api,
-        &patients,
-        args.concurrency,
-        args.seconds,
-        false,
-        args.read,
-    )
-    .await?;
+    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::Reads(args.read)).await?;
     let label = match args.read {
         Read::Summary => "reads      GET /v1/me/summary",
         Read::CheckIns => "reads      GET /v1/me/check-ins?limit=7",
     };
     report(label, tally, elapsed);
+
+    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::SignIns).await?;
+    report(
+        "sign-ins   POST /v1/auth/login (argon2id verification)",
+        tally,
+        elapsed,
+    );
     Ok(())
 }
 
