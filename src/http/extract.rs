@@ -78,7 +78,47 @@ fn field_error(path: &serde_path_to_error::Path, message: &str) -> FieldError {
     if field.is_empty() {
         field = "body".into();
     }
-    FieldError::new(field, message)
+    FieldError::new(field, plain_words(&message))
+}
+
+/// serde's "invalid type: string \"high\", expected i64" as a person would say it.
+fn plain_words(message: &str) -> String {
+    let (Some(found), Some(expected)) = (
+        message
+            .strip_prefix("invalid type: ")
+            .and_then(|m| m.split(", expected ").next()),
+        message.split(", expected ").nth(1),
+    ) else {
+        return message.to_owned();
+    };
+    let wanted = match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize" => {
+            "a whole number"
+        }
+        "f32" | "f64" => "a number",
+        "a boolean" => "true or false",
+        "a string" => "text",
+        "a sequence" => "a list",
+        e if e.starts_with("struct ") || e.starts_with("a map") => "an object",
+        e if e.contains("RFC 3339") || e.contains("date") => return format!("must be {e}"),
+        _ => return message.to_owned(),
+    };
+    let kind = found
+        .split([' ', '`', '"'])
+        .take_while(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let found = match kind.as_str() {
+        "string" => "text",
+        "integer" => "a whole number",
+        "floating point" => "a decimal number",
+        "boolean" => "true or false",
+        "map" => "an object",
+        "sequence" => "a list",
+        "null" => "null",
+        _ => "something else",
+    };
+    format!("must be {wanted}, not {found}")
 }
 
 /// Parses a JSON document into `T`: 400 when it is not JSON, 422 naming the field when it
@@ -244,6 +284,23 @@ fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn type_errors_read_as_plain_words() {
+        assert_eq!(
+            plain_words("invalid type: string \"high\", expected i64"),
+            "must be a whole number, not text"
+        );
+        assert_eq!(
+            plain_words("invalid type: integer `1`, expected a boolean"),
+            "must be true or false, not a whole number"
+        );
+        assert_eq!(
+            plain_words("invalid type: floating point `7.5`, expected i32"),
+            "must be a whole number, not a decimal number"
+        );
+        assert_eq!(plain_words("something else"), "something else");
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -130,7 +130,9 @@ pub fn raise(
                 note: None,
             };
             alerts::insert(conn, &alert)?;
-            change(conn, &alert, "created", None, None, now)?;
+            // An SOS is the patient's own act; other alerts are the risk engine's reading.
+            let actor = (finding.rule == RuleId::Sos).then_some(patient_id);
+            change(conn, &alert, "created", actor, None, now)?;
             queue(conn, settings, &alert, events::CREATED, true, now)?;
             Ok((alert, Raised::Created))
         }

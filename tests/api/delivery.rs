@@ -695,6 +695,8 @@ async fn a_reconnecting_dashboard_gets_what_it_missed_and_the_alert_keeps_its_hi
         .map(|c| c["change"].as_str().unwrap())
         .collect();
     assert_eq!(changes, vec!["created", "acknowledged"]);
+    // The patient pressed SOS; the counsellor acknowledged.
+    assert_eq!(history.body[0]["actor_id"], patient.id);
     assert_eq!(history.body[1]["actor_id"], counsellor.id);
     let other = app.counsellor(&admin).await;
     app.get(&format!("/v1/alerts/{id}/history"), other.t())
