@@ -182,6 +182,27 @@ impl Reader<'_> {
         }
     }
 
+    /// A key file that exists, or can be created (its folder exists) — checked before anything
+    /// touches the database.
+    fn key_file(&mut self, name: &'static str) -> Option<PathBuf> {
+        let path = PathBuf::from(self.raw(name)?);
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !path.is_file() && !folder.is_dir() {
+            self.errors.push(SettingError {
+                variable: name,
+                message: format!(
+                    "`{}` does not exist and its folder `{}` does not either",
+                    path.display(),
+                    folder.display()
+                ),
+            });
+        }
+        Some(path)
+    }
+
     fn log_filter(&mut self, name: &'static str, default: &str) -> String {
         let value = self.string(name, default);
         if tracing_subscriber::EnvFilter::try_new(&value).is_err() {
@@ -374,7 +395,7 @@ impl Settings {
             )),
             log_format,
             log_filter: r.log_filter("AFTERCARE_LOG", "info"),
-            jwt_private_key_file: r.raw("AFTERCARE_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
+            jwt_private_key_file: r.key_file("AFTERCARE_JWT_PRIVATE_KEY_FILE"),
             jwt_issuer: r.string("AFTERCARE_JWT_ISSUER", "aftercare"),
             access_token_ttl: Duration::from_secs(r.number(
                 "AFTERCARE_ACCESS_TOKEN_TTL_SECS",
@@ -499,6 +520,22 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.0.len(), 2);
+    }
+
+    #[test]
+    fn a_key_file_in_a_missing_folder_is_refused_before_start() {
+        let err = settings(&[(
+            "AFTERCARE_JWT_PRIVATE_KEY_FILE",
+            "/nonexistent-aftercare-folder/jwt.pem",
+        )])
+        .unwrap_err();
+        assert_eq!(err.0[0].variable, "AFTERCARE_JWT_PRIVATE_KEY_FILE");
+        let dir = std::env::temp_dir();
+        let ok = settings(&[(
+            "AFTERCARE_JWT_PRIVATE_KEY_FILE",
+            dir.join("aftercare-new-key.pem").to_str().unwrap(),
+        )]);
+        assert!(ok.is_ok());
     }
 
     #[test]
