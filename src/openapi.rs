@@ -43,7 +43,74 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .openapi(ApiDoc::openapi())
         .configure(crate::http::routes)
         .split_for_parts();
+    let mut doc = doc;
+    complete_errors(&mut doc);
     doc
+}
+
+/// Errors every operation can answer, whether or not its own annotation lists them: 503 when
+/// storage is unavailable, and for operations with a JSON body 400 (malformed), 413 (over
+/// 64 KiB) and 415 (not JSON). And every problem is `application/problem+json`.
+fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Header, Ref, RefOr, ResponseBuilder};
+
+    const NO_STORAGE: [&str; 3] = ["/health/live", "/metrics", "/.well-known/jwks.json"];
+    let problem = |description: &str, retry_after: bool| {
+        let mut b = ResponseBuilder::new().description(description).content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        if retry_after {
+            let mut h = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
+            h.description = Some("Seconds to wait before retrying".into());
+            b = b.header("Retry-After", h);
+        }
+        RefOr::T(b.build())
+    };
+    let problem_ref = format!("#/components/schemas/{}", "Problem");
+    for (path, item) in &mut doc.paths.paths {
+        let ops = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            // Problems are application/problem+json, not plain JSON.
+            for r in responses.values_mut() {
+                let RefOr::T(r) = r else { continue };
+                let is_problem = r.content.get("application/json").is_some_and(
+                    |c| matches!(&c.schema, Some(RefOr::Ref(x)) if x.ref_location == problem_ref),
+                );
+                if is_problem {
+                    if let Some(c) = r.content.shift_remove("application/json") {
+                        r.content.insert("application/problem+json".into(), c);
+                    }
+                }
+            }
+            if !NO_STORAGE.contains(&path.as_str()) {
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| problem("Storage unavailable or busy; retry", true));
+            }
+            if op.request_body.is_some() {
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| problem("The body is not valid JSON", false));
+                responses
+                    .entry("413".into())
+                    .or_insert_with(|| problem("The body is larger than 64 KiB", false));
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| problem("The body is not application/json", false));
+            }
+        }
+    }
 }
 
 /// The document as pretty JSON with a trailing newline, byte-for-byte what is committed.

@@ -177,3 +177,43 @@ async fn body_errors_are_problems_naming_the_field() {
         .expect_problem(422);
     assert_eq!(wrong_type.error_fields(), vec!["email"]);
 }
+
+#[tokio::test]
+async fn the_document_lists_the_errors_every_operation_can_answer() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", None).await.expect(200).body;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let here = format!("{method} {path}");
+            // Problems are described as what they are.
+            for (code, r) in responses {
+                if let Some(content) = r["content"].as_object() {
+                    let problem = content
+                        .values()
+                        .any(|c| c["schema"]["$ref"] == "#/components/schemas/Problem");
+                    if problem {
+                        assert!(
+                            content.contains_key("application/problem+json"),
+                            "{here} {code}"
+                        );
+                    }
+                }
+            }
+            if op.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{here} lacks 401");
+            }
+            if op.get("requestBody").is_some() {
+                for code in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(code), "{here} lacks {code}");
+                }
+            }
+            if path.starts_with("/v1/") {
+                assert!(responses.contains_key("503"), "{here} lacks 503");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} operations");
+}
