@@ -169,6 +169,20 @@ pub async fn register(
         "register:{}",
         tokens::hash_secret(input.invitation_code.trim())
     );
+    // The remembered request hash must not be a fast hash of the password (one could guess
+    // it from the database): hash the other fields; a replay checks the password with argon2.
+    let key = key.map(|k| super::idempotency::Key {
+        request_hash: tokens::hash_secret(
+            &serde_json::json!([
+                input.email,
+                input.display_name,
+                input.timezone,
+                input.invitation_code
+            ])
+            .to_string(),
+        ),
+        ..k
+    });
     if let Some(k) = key.clone() {
         let sc = scope.clone();
         let first = state

@@ -687,6 +687,13 @@ async fn a_retried_registration_signs_the_same_account_in_again() {
     app.post("/v1/auth/register", None, &body)
         .await
         .expect_problem(422);
+    // The key does not stand in for the password.
+    let mut guess = body.clone();
+    guess["password"] = json!("someone-elses-guess-99");
+    let r = post_with_key(&app, "/v1/auth/register", None, "reg-1", &guess)
+        .await
+        .expect_problem(422);
+    assert!(r.body.get("access_token").is_none());
 }
 
 #[tokio::test]
