@@ -171,6 +171,21 @@ async fn read_limited(
     Ok(body.freeze())
 }
 
+/// A JSON request's body: 413 when too large (declared or actual), 415 when not JSON.
+async fn json_body(
+    json: bool,
+    declared: Option<usize>,
+    payload: Payload,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    if declared.is_some_and(|n| n > JSON_LIMIT) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    read_limited(declared, payload).await
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -180,13 +195,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let declared = declared_length(req);
         let payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > JSON_LIMIT) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            if !json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
-            let body = read_limited(declared, payload).await?;
+            let body = json_body(json, declared, payload).await?;
             parse_json(&body).map(Json)
         })
     }
@@ -215,12 +224,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
             .map(|v| v.to_str().map(str::to_owned));
         let payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > JSON_LIMIT) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            if !json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
+            let bytes = json_body(json, declared, payload).await?;
             let header = match header {
                 Some(Ok(v)) => Some(v),
                 Some(Err(_)) => {
@@ -231,7 +235,6 @@ impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
                 }
                 None => None,
             };
-            let bytes = read_limited(declared, payload).await?;
             let body = parse_json(&bytes)?;
             let key = crate::service::idempotency::Key::parse(header.as_deref(), &bytes)?;
             Ok(Self { body, key })

@@ -79,9 +79,7 @@ pub async fn put_org_policy(
         .store
         .transaction(move |conn| -> Result<(), ApiError> {
             accounts::set_organisation_policy(conn, &c.organisation_id, &json)?;
-            for id in patients::ids_in_organisation(conn, &c.organisation_id)? {
-                crate::service::check_ins::reschedule_missed_review(conn, &id)?;
-            }
+            crate::service::check_ins::reschedule_organisation(conn, &c.organisation_id)?;
             audit::record(
                 conn,
                 &c,

@@ -100,6 +100,8 @@ pub async fn alert_stream(
                 Err(()) => return,
             }
         }
+        let closing = st.hub.closed();
+        tokio::pin!(closing);
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.tick().await;
         // Whenever the stream ends early (token expired, account disabled, events missed, the
@@ -134,7 +136,7 @@ pub async fn alert_stream(
                     }
                 }
                 () = tx.closed() => break,
-                () = st.hub.closed() => break,
+                () = &mut closing => break,
             }
         }
     });

@@ -167,14 +167,37 @@ pub fn reschedule_missed_review(conn: &mut DbConnection, patient_id: &str) -> Re
     let Some(user) = accounts::find_user(conn, patient_id)? else {
         return Ok(());
     };
+    let org = accounts::find_organisation(conn, &p.organisation_id)?;
+    reschedule(conn, &p, &user, &organisation_policy(&org))
+}
+
+/// [`reschedule_missed_review`] for every patient of an organisation whose default policy
+/// changed: the organisation is read once, its patients in one query.
+pub fn reschedule_organisation(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+) -> Result<(), ApiError> {
+    let org = accounts::find_organisation(conn, organisation_id)?;
+    let policy = organisation_policy(&org);
+    for (p, user) in patients::list_with_users(conn, organisation_id, None)? {
+        reschedule(conn, &p, &user, &policy)?;
+    }
+    Ok(())
+}
+
+fn reschedule(
+    conn: &mut DbConnection,
+    p: &PatientRow,
+    user: &crate::store::accounts::UserRow,
+    org_policy: &RiskPolicy,
+) -> Result<(), ApiError> {
     if user.disabled || p.phase == "discharged" {
         return Ok(());
     }
-    let org = accounts::find_organisation(conn, &p.organisation_id)?;
-    let policy = organisation_policy(&org).merged(&patient_overrides(&p));
-    let since = silence_since(conn, &p, &user.timezone)?;
+    let policy = org_policy.merged(&patient_overrides(p));
+    let since = silence_since(conn, p, &user.timezone)?;
     let candidate = missed_due(&user.timezone, since, &policy);
-    let open = crate::store::alerts::find_unresolved(conn, patient_id, "missed_check_ins")?;
+    let open = crate::store::alerts::find_unresolved(conn, &p.user_id, "missed_check_ins")?;
     let now = store::now();
     let next = match (p.missed_check_due_at, candidate) {
         (None, Some(c)) => Some(c.max(now)),
@@ -182,7 +205,7 @@ pub fn reschedule_missed_review(conn: &mut DbConnection, patient_id: &str) -> Re
         (stored, _) => stored,
     };
     if next != p.missed_check_due_at {
-        patients::set_missed_due(conn, patient_id, next)?;
+        patients::set_missed_due(conn, &p.user_id, next)?;
     }
     Ok(())
 }
@@ -254,8 +277,6 @@ pub struct Submitted {
     pub row: CheckInRow,
     /// Whether it was new (201) or replaced one (200).
     pub created: bool,
-    /// Whether the date is before the patient's local today.
-    pub late: bool,
     /// Supportive messages for what fired.
     pub support: Vec<SupportMessage>,
     /// Crisis resources, when what fired calls for them.
@@ -272,7 +293,8 @@ pub async fn submit(
     submit_as_of(state, caller, date, input, None).await
 }
 
-/// [`submit`], with the submission window and `late` judged against `today` instead of the
+/// [`submit`], with the submission window judged against `today` (and the records stamped that
+/// evening) instead of the
 /// patient's local today when given. Only the demo data generator passes a date: it writes
 /// weeks of history, each day "as of" that day, through exactly the path a phone takes.
 pub async fn submit_as_of(
@@ -317,7 +339,7 @@ async fn submit_once(
             let patient =
                 patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
             let today = today.unwrap_or_else(|| local_today(&caller.timezone));
-            let late = check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
+            check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
 
@@ -364,7 +386,6 @@ async fn submit_once(
                 return Ok(Submitted {
                     row,
                     created,
-                    late,
                     support: risk::support_messages(&findings),
                     crisis_resources: crisis,
                 });
@@ -417,7 +438,6 @@ async fn submit_once(
             Ok(Submitted {
                 row,
                 created,
-                late,
                 support: risk::support_messages(&findings),
                 crisis_resources: crisis,
             })

@@ -187,17 +187,6 @@ pub fn set_overrides(
     Ok(())
 }
 
-/// Ids of an organisation's patients.
-pub fn ids_in_organisation(
-    conn: &mut DbConnection,
-    organisation_id: &str,
-) -> StoreResult<Vec<String>> {
-    Ok(patients::table
-        .filter(patients::organisation_id.eq(organisation_id))
-        .select(patients::user_id)
-        .load(conn)?)
-}
-
 /// Ids of the patients a counsellor may read (their care teams).
 pub fn ids_for_counsellor(
     conn: &mut DbConnection,

@@ -6,64 +6,25 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{local_day, read, spawn_app, today, Login, Resp, TestApp};
+use crate::helpers::{
+    calm, calm_with, local_day, read, spawn_app, support_rules, today, Login, Resp, TestApp,
+    SOWS_ITEMS,
+};
 
 const NEW_YORK: &str = "America/New_York";
 const AUCKLAND: &str = "Pacific/Auckland";
 
-/// A calm day: nothing in it should raise an alert.
-fn calm() -> Value {
-    json!({"craving": 2, "mood": 6, "exercise_minutes": 30, "meals": 3,
-        "used_substance": false, "sleep_hours": 7.5})
-}
-
-/// A calm day with some answers changed.
-fn calm_with(changes: Value) -> Value {
-    let mut v = calm();
-    for (k, x) in changes.as_object().expect("an object") {
-        v[k] = x.clone();
-    }
-    v
-}
-
 /// All 16 SOWS items at `level`.
 fn sows(level: i64) -> serde_json::Map<String, Value> {
-    [
-        "anxious",
-        "yawning",
-        "perspiring",
-        "eyes_tearing",
-        "nose_running",
-        "goosebumps",
-        "shaking",
-        "hot_flushes",
-        "cold_flushes",
-        "bones_aching",
-        "restless",
-        "nauseous",
-        "vomiting",
-        "muscles_twitching",
-        "stomach_cramps",
-        "feel_like_using",
-    ]
-    .into_iter()
-    .map(|k| (k.to_owned(), json!(level)))
-    .collect()
+    SOWS_ITEMS
+        .into_iter()
+        .map(|k| (k.to_owned(), json!(level)))
+        .collect()
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
-}
-
-/// The rules named in a check-in response's support messages.
-fn support_rules(r: &Resp) -> Vec<String> {
-    r.body["support"]
-        .as_array()
-        .expect("support is a list")
-        .iter()
-        .map(|m| m["rule"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn crisis_contacts(v: &Value) -> Vec<String> {

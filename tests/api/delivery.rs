@@ -9,7 +9,7 @@ use aftercare::delivery::testing_smtp;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Login, TestApp};
+use crate::helpers::{calm, spawn_app, spawn_app_with, Login, TestApp};
 
 fn today(tz: &str) -> String {
     let zone: chrono_tz::Tz = tz.parse().unwrap();
@@ -17,10 +17,6 @@ fn today(tz: &str) -> String {
         .with_timezone(&zone)
         .date_naive()
         .to_string()
-}
-
-fn calm() -> Value {
-    json!({"craving": 2, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false})
 }
 
 async fn self_harm(app: &TestApp, patient: &Login) -> Value {

@@ -8,13 +8,9 @@ use aftercare::delivery::testing_http::HttpSink;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{local_day, spawn_app, spawn_app_with, today, PASSWORD};
+use crate::helpers::{calm, local_day, spawn_app, spawn_app_with, today, PASSWORD};
 
 const TZ: &str = "Europe/London";
-
-fn calm() -> Value {
-    json!({"craving": 2, "mood": 6, "exercise_minutes": 20, "meals": 3, "used_substance": false})
-}
 
 #[tokio::test]
 async fn concurrent_guesses_cannot_slip_past_the_login_limit() {

@@ -444,3 +444,48 @@ fn login_from(r: &Resp, email: &str) -> Login {
             .to_owned(),
     }
 }
+
+/// A calm day: nothing in it should raise an alert.
+pub fn calm() -> Value {
+    serde_json::json!({"craving": 2, "mood": 6, "exercise_minutes": 30, "meals": 3,
+        "used_substance": false, "sleep_hours": 7.5})
+}
+
+/// A calm day with some answers changed.
+pub fn calm_with(changes: Value) -> Value {
+    let mut v = calm();
+    for (k, x) in changes.as_object().expect("an object") {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// The 16 SOWS (withdrawal) items.
+pub const SOWS_ITEMS: [&str; 16] = [
+    "anxious",
+    "yawning",
+    "perspiring",
+    "eyes_tearing",
+    "nose_running",
+    "goosebumps",
+    "shaking",
+    "hot_flushes",
+    "cold_flushes",
+    "bones_aching",
+    "restless",
+    "nauseous",
+    "vomiting",
+    "muscles_twitching",
+    "stomach_cramps",
+    "feel_like_using",
+];
+
+/// The rules named in a check-in response's support messages.
+pub fn support_rules(r: &Resp) -> Vec<String> {
+    r.body["support"]
+        .as_array()
+        .expect("support is a list")
+        .iter()
+        .map(|m| m["rule"].as_str().unwrap().to_owned())
+        .collect()
+}

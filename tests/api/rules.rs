@@ -10,24 +10,11 @@
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::helpers::{local_day, spawn_app, Login, Resp, TestApp};
+use crate::helpers::{
+    calm, calm_with, local_day, spawn_app, support_rules, Login, Resp, TestApp, SOWS_ITEMS,
+};
 
 const NEW_YORK: &str = "America/New_York";
-
-/// A calm day: nothing in it should raise an alert.
-fn calm() -> Value {
-    json!({"craving": 2, "mood": 6, "exercise_minutes": 30, "meals": 3,
-        "used_substance": false, "sleep_hours": 7.5})
-}
-
-/// A calm day with some answers changed.
-fn calm_with(changes: Value) -> Value {
-    let mut v = calm();
-    for (k, x) in changes.as_object().expect("an object") {
-        v[k] = x.clone();
-    }
-    v
-}
 
 /// The patient's local date `n` days from today (negative: the past).
 fn day(n: i64) -> NaiveDate {
@@ -37,27 +24,9 @@ fn day(n: i64) -> NaiveDate {
 /// The 16 SOWS items, scored to add up to `total` (at most 64): as many 4s as fit, then the
 /// remainder on the next item, the rest 0.
 fn sows_totalling(total: i64) -> Value {
-    let keys = [
-        "anxious",
-        "yawning",
-        "perspiring",
-        "eyes_tearing",
-        "nose_running",
-        "goosebumps",
-        "shaking",
-        "hot_flushes",
-        "cold_flushes",
-        "bones_aching",
-        "restless",
-        "nauseous",
-        "vomiting",
-        "muscles_twitching",
-        "stomach_cramps",
-        "feel_like_using",
-    ];
     assert!((0..=64).contains(&total));
     let mut left = total;
-    let items: serde_json::Map<String, Value> = keys
+    let items: serde_json::Map<String, Value> = SOWS_ITEMS
         .into_iter()
         .map(|k| {
             let v = left.min(4);
@@ -66,16 +35,6 @@ fn sows_totalling(total: i64) -> Value {
         })
         .collect();
     Value::Object(items)
-}
-
-/// The rules named in a check-in response's support messages.
-fn support_rules(r: &Resp) -> Vec<String> {
-    r.body["support"]
-        .as_array()
-        .expect("support is a list")
-        .iter()
-        .map(|m| m["rule"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// A counsellor with one patient in New York, in `phase`.
