@@ -81,6 +81,7 @@ pub fn day_record(r: &CheckInRow) -> DayRecord {
         exercise_minutes: r.exercise_minutes,
         meals: r.meals,
         used_substance: r.used_substance,
+        substances: serde_json::from_str(&r.substances).unwrap_or_default(),
         sleep_hours: r.sleep_hours,
         anxiety: r.anxiety,
         irritability: r.irritability,

@@ -49,6 +49,8 @@ pub struct DayRecord {
     pub meals: i32,
     /// Any use.
     pub used_substance: bool,
+    /// What was used, as the patient named it.
+    pub substances: Vec<String>,
     /// Hours.
     pub sleep_hours: Option<f64>,
     /// 0–10.

@@ -45,7 +45,7 @@ pub(super) fn check(d: &DayRecord, ctx: &PatientContext, p: &SubstanceUse) -> Op
         },
         explanation,
         evidence: serde_json::json!({
-            "check_ins": [{"date": d.date, "used_substance": true}],
+            "check_ins": [{"date": d.date, "used_substance": true, "substances": d.substances}],
             "abstinent_days_before": abstinent,
             "days_since_detox": since_detox,
             "tolerance_loss_days": p.tolerance_loss_days,

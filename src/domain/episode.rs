@@ -1,0 +1,352 @@
+//! One alert per episode. A counsellor acts on a patient, not on a rule: the first finding
+//! opens the patient's alert, every later finding (of any rule) joins it until it is resolved.
+//! Each rule appears once among the findings; a repeat updates that finding. The alert's
+//! severity is the highest of its findings, and its headline is that of the leading finding
+//! (the most severe, then the earliest).
+//!
+//! Pure: the live check-in path, the missed-check-in sweep and the backtest replay all run
+//! these same functions, so a replay raises exactly the episodes live traffic would.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{RuleId, Severity};
+use super::risk::{DayRecord, Finding};
+
+/// One rule's part in an episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeFinding {
+    /// The rule.
+    pub rule: RuleId,
+    /// The most serious severity this rule reached in the episode.
+    pub severity: Severity,
+    /// Headline of the most serious occurrence.
+    pub title: String,
+    /// Explanation of the most serious occurrence.
+    pub explanation: String,
+    /// Evidence of the most serious occurrence (the latest one among equals).
+    pub evidence: serde_json::Value,
+    /// The first local date the rule fired in this episode.
+    pub first_seen_on: NaiveDate,
+    /// The latest local date the rule fired in this episode.
+    pub last_seen_on: NaiveDate,
+    /// How many times it fired in this episode.
+    pub occurrences: i32,
+    /// When a correction by the patient made it stop holding (null while it holds).
+    pub corrected_at: Option<NaiveDateTime>,
+    /// The corrected answers, beside the original evidence (null while it holds).
+    pub corrected_values: Option<serde_json::Value>,
+}
+
+impl EpisodeFinding {
+    fn new(f: &Finding, on: NaiveDate) -> Self {
+        Self {
+            rule: f.rule,
+            severity: f.severity,
+            title: f.title.clone(),
+            explanation: f.explanation.clone(),
+            evidence: f.evidence.clone(),
+            first_seen_on: on,
+            last_seen_on: on,
+            occurrences: 1,
+            corrected_at: None,
+            corrected_values: None,
+        }
+    }
+
+    /// Whether the finding still holds (no correction took it back).
+    pub fn holds(&self) -> bool {
+        self.corrected_at.is_none()
+    }
+}
+
+/// What joining a finding did to the episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    /// The episode's severity went up: it is delivered again, re-opened if acknowledged, and
+    /// its escalation timer restarts.
+    pub severity_rose: bool,
+    /// The rule was not yet among the findings.
+    pub new_rule: bool,
+}
+
+/// The findings of one unresolved alert.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Episode {
+    /// Findings in the order their rules first joined.
+    pub findings: Vec<EpisodeFinding>,
+}
+
+impl Episode {
+    /// Opens an episode with its first finding, seen on `on`.
+    pub fn open(f: &Finding, on: NaiveDate) -> Self {
+        Self {
+            findings: vec![EpisodeFinding::new(f, on)],
+        }
+    }
+
+    /// Rebuilds an episode from stored findings, folding any duplicates of one rule together
+    /// (alerts carried over from before episodes could hold several SOS presses).
+    pub fn from_findings(stored: Vec<EpisodeFinding>) -> Self {
+        let mut e = Episode::default();
+        for f in stored {
+            match e.findings.iter_mut().find(|x| x.rule == f.rule) {
+                None => e.findings.push(f),
+                Some(x) => {
+                    x.occurrences += f.occurrences;
+                    x.first_seen_on = x.first_seen_on.min(f.first_seen_on);
+                    x.last_seen_on = x.last_seen_on.max(f.last_seen_on);
+                    let holds = f.holds();
+                    if f.severity > x.severity {
+                        x.severity = f.severity;
+                        x.title = f.title;
+                        x.explanation = f.explanation;
+                        x.evidence = f.evidence;
+                    }
+                    if holds {
+                        x.corrected_at = None;
+                        x.corrected_values = None;
+                    }
+                }
+            }
+        }
+        e
+    }
+
+    /// The episode's severity: the highest of its findings.
+    pub fn severity(&self) -> Severity {
+        self.findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Info)
+    }
+
+    /// The leading finding: the most severe, then the earliest (then the first to join).
+    pub fn leading(&self) -> Option<&EpisodeFinding> {
+        let mut best: Option<&EpisodeFinding> = None;
+        for f in &self.findings {
+            best = match best {
+                Some(b)
+                    if b.severity > f.severity
+                        || (b.severity == f.severity && b.first_seen_on <= f.first_seen_on) =>
+                {
+                    Some(b)
+                }
+                _ => Some(f),
+            };
+        }
+        best
+    }
+
+    /// The rules involved, in joining order.
+    pub fn rules(&self) -> Vec<RuleId> {
+        self.findings.iter().map(|f| f.rule).collect()
+    }
+
+    /// Whether any finding still holds; when none does the alert stops escalating (it stays
+    /// until a counsellor resolves it).
+    pub fn holds(&self) -> bool {
+        self.findings.iter().any(EpisodeFinding::holds)
+    }
+
+    /// Total occurrences across findings.
+    pub fn occurrences(&self) -> i32 {
+        self.findings.iter().map(|f| f.occurrences).sum()
+    }
+
+    /// A finding seen on `on` joins the episode. A repeat of a rule updates its finding: the
+    /// evidence is replaced unless the repeat is less severe (a lesser repeat does not replace
+    /// the more serious account), and a rule that fires again holds again.
+    pub fn join(&mut self, f: &Finding, on: NaiveDate) -> Joined {
+        let before = self.severity();
+        let new_rule = match self.findings.iter_mut().find(|x| x.rule == f.rule) {
+            None => {
+                self.findings.push(EpisodeFinding::new(f, on));
+                true
+            }
+            Some(x) => {
+                x.occurrences += 1;
+                x.first_seen_on = x.first_seen_on.min(on);
+                x.last_seen_on = x.last_seen_on.max(on);
+                if f.severity >= x.severity {
+                    x.severity = f.severity;
+                    x.title = f.title.clone();
+                    x.explanation = f.explanation.clone();
+                    x.evidence = f.evidence.clone();
+                }
+                x.corrected_at = None;
+                x.corrected_values = None;
+                false
+            }
+        };
+        Joined {
+            severity_rose: self.severity() > before,
+            new_rule,
+        }
+    }
+
+    /// The patient corrected the check-in of `on` and `rule` no longer fires for it: the
+    /// finding stays, marked corrected with the corrected answers beside its evidence.
+    /// Returns whether a finding was marked (only one last seen on that date: a rule that
+    /// also fired later still holds).
+    pub fn correct(
+        &mut self,
+        rule: RuleId,
+        on: NaiveDate,
+        corrected: &DayRecord,
+        at: NaiveDateTime,
+    ) -> bool {
+        match self
+            .findings
+            .iter_mut()
+            .find(|x| x.rule == rule && x.last_seen_on == on && x.holds())
+        {
+            Some(x) => {
+                x.corrected_at = Some(at);
+                x.corrected_values = Some(rule_values(rule, corrected));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The answers a rule reads, from one check-in: what a correction shows beside the evidence.
+pub fn rule_values(rule: RuleId, d: &DayRecord) -> serde_json::Value {
+    use serde_json::json;
+    let v = match rule {
+        RuleId::SelfHarm => json!({"self_harm_thoughts": d.self_harm_thoughts}),
+        RuleId::SubstanceUse => {
+            json!({"used_substance": d.used_substance, "substances": d.substances})
+        }
+        RuleId::CravingHigh | RuleId::CravingRising => json!({"craving": d.craving}),
+        RuleId::WithdrawalSevere => json!({"withdrawal_score": d.withdrawal_score}),
+        RuleId::MoodLow => json!({"mood": d.mood}),
+        RuleId::SleepPoor => json!({"sleep_hours": d.sleep_hours}),
+        RuleId::MealsSkipped => json!({"meals": d.meals}),
+        RuleId::Halt => json!({
+            "meals": d.meals, "irritability": d.irritability,
+            "loneliness": d.loneliness, "sleep_hours": d.sleep_hours
+        }),
+        RuleId::ExerciseLapsed => json!({"exercise_minutes": d.exercise_minutes}),
+        RuleId::MedicationMissed => json!({"took_medication": d.took_medication}),
+        RuleId::SupportDisengaged => json!({"attended_support": d.attended_support}),
+        RuleId::Sos | RuleId::MissedCheckIns => json!({}),
+    };
+    let mut v = v;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("date".into(), json!(d.date));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    fn finding(rule: RuleId, severity: Severity, tag: &str) -> Finding {
+        Finding {
+            rule,
+            severity,
+            title: format!("{} {tag}", rule.as_str()),
+            explanation: tag.into(),
+            evidence: serde_json::json!({"tag": tag}),
+        }
+    }
+
+    #[test]
+    fn later_findings_of_any_rule_join_one_episode() {
+        let mut e = Episode::open(&finding(RuleId::MoodLow, Severity::Warning, "a"), day(3));
+        let j = e.join(&finding(RuleId::SleepPoor, Severity::Warning, "b"), day(4));
+        assert_eq!(
+            j,
+            Joined {
+                severity_rose: false,
+                new_rule: true
+            }
+        );
+        let j = e.join(&finding(RuleId::MoodLow, Severity::Warning, "c"), day(4));
+        assert!(!j.severity_rose && !j.new_rule);
+        assert_eq!(e.findings.len(), 2);
+        assert_eq!(e.findings[0].occurrences, 2);
+        assert_eq!(e.findings[0].first_seen_on, day(3));
+        assert_eq!(e.findings[0].last_seen_on, day(4));
+        assert_eq!(e.findings[0].evidence["tag"], "c");
+        assert_eq!(e.occurrences(), 3);
+        // Equal severity: the earliest leads.
+        assert_eq!(e.leading().map(|f| f.rule), Some(RuleId::MoodLow));
+    }
+
+    #[test]
+    fn a_more_severe_finding_raises_and_leads() {
+        let mut e = Episode::open(&finding(RuleId::MoodLow, Severity::Warning, "a"), day(3));
+        let j = e.join(&finding(RuleId::SubstanceUse, Severity::High, "b"), day(5));
+        assert!(j.severity_rose && j.new_rule);
+        assert_eq!(e.severity(), Severity::High);
+        assert_eq!(e.leading().map(|f| f.rule), Some(RuleId::SubstanceUse));
+        // Same severity again: no rise.
+        let j = e.join(&finding(RuleId::Halt, Severity::High, "c"), day(6));
+        assert!(!j.severity_rose);
+        assert_eq!(e.leading().map(|f| f.rule), Some(RuleId::SubstanceUse));
+    }
+
+    #[test]
+    fn a_lesser_repeat_keeps_the_more_serious_account() {
+        let mut e = Episode::open(
+            &finding(RuleId::CravingHigh, Severity::High, "two days"),
+            day(3),
+        );
+        e.join(
+            &finding(RuleId::CravingHigh, Severity::Warning, "one day"),
+            day(5),
+        );
+        assert_eq!(e.findings[0].severity, Severity::High);
+        assert_eq!(e.findings[0].evidence["tag"], "two days");
+        assert_eq!(e.findings[0].last_seen_on, day(5));
+    }
+
+    #[test]
+    fn a_correction_marks_the_finding_and_a_new_firing_takes_it_back() {
+        let mut e = Episode::open(
+            &finding(RuleId::SubstanceUse, Severity::Critical, "a"),
+            day(3),
+        );
+        let corrected = DayRecord {
+            date: day(3),
+            ..Default::default()
+        };
+        let at = day(3).and_hms_opt(10, 0, 0).unwrap();
+        assert!(!e.correct(RuleId::SubstanceUse, day(2), &corrected, at));
+        assert!(e.correct(RuleId::SubstanceUse, day(3), &corrected, at));
+        assert!(!e.holds());
+        let f = &e.findings[0];
+        assert_eq!(f.corrected_at, Some(at));
+        assert_eq!(
+            f.corrected_values,
+            Some(
+                serde_json::json!({"date": "2026-11-03", "used_substance": false, "substances": []})
+            )
+        );
+        // The original evidence stays beside the correction.
+        assert_eq!(f.evidence["tag"], "a");
+        assert_eq!(e.severity(), Severity::Critical);
+        e.join(&finding(RuleId::SubstanceUse, Severity::High, "b"), day(4));
+        assert!(e.holds());
+    }
+
+    #[test]
+    fn stored_duplicates_fold_into_one_finding() {
+        let a = EpisodeFinding::new(&finding(RuleId::Sos, Severity::Critical, "1"), day(3));
+        let b = EpisodeFinding::new(&finding(RuleId::Sos, Severity::Critical, "2"), day(5));
+        let e = Episode::from_findings(vec![a, b]);
+        assert_eq!(e.findings.len(), 1);
+        assert_eq!(e.findings[0].occurrences, 2);
+        assert_eq!(e.findings[0].last_seen_on, day(5));
+    }
+}
