@@ -491,9 +491,8 @@ async fn resolve_followed_up(
     let c = counsellor.clone();
     let settings = state.settings.clone();
     let filter = AlertFilter {
-        status: None,
-        severity: None,
         patient_id: Some(patient_id.to_owned()),
+        ..Default::default()
     };
     state
         .store

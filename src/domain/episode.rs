@@ -170,7 +170,24 @@ impl Episode {
                 x.occurrences += 1;
                 x.first_seen_on = x.first_seen_on.min(on);
                 x.last_seen_on = x.last_seen_on.max(on);
-                if f.severity >= x.severity {
+                if f.rule == RuleId::Sos {
+                    // Every press is the patient's own words: the latest leads, the earlier
+                    // ones stay beside it.
+                    let mut earlier = match x.evidence.get_mut("earlier_presses") {
+                        Some(serde_json::Value::Array(a)) => std::mem::take(a),
+                        _ => Vec::new(),
+                    };
+                    let mut previous = x.evidence.clone();
+                    if let Some(o) = previous.as_object_mut() {
+                        o.remove("earlier_presses");
+                    }
+                    earlier.push(previous);
+                    let mut evidence = f.evidence.clone();
+                    if let Some(o) = evidence.as_object_mut() {
+                        o.insert("earlier_presses".into(), serde_json::Value::Array(earlier));
+                    }
+                    x.evidence = evidence;
+                } else if f.severity >= x.severity {
                     x.severity = f.severity;
                     x.title = f.title.clone();
                     x.explanation = f.explanation.clone();
@@ -338,6 +355,21 @@ mod tests {
         assert_eq!(e.severity(), Severity::Critical);
         e.join(&finding(RuleId::SubstanceUse, Severity::High, "b"), day(4));
         assert!(e.holds());
+    }
+
+    #[test]
+    fn every_sos_press_is_kept() {
+        let press = |m: &str| crate::domain::risk::sos_finding(Some(m));
+        let mut e = Episode::open(&press("first"), day(3));
+        e.join(&press("second"), day(3));
+        e.join(&press("third"), day(4));
+        let ev = &e.findings[0].evidence;
+        assert_eq!(ev["message"], "third");
+        assert_eq!(
+            ev["earlier_presses"],
+            serde_json::json!([{"message": "first"}, {"message": "second"}])
+        );
+        assert_eq!(e.findings[0].occurrences, 3);
     }
 
     #[test]

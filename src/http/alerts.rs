@@ -15,39 +15,86 @@ use crate::state::AppState;
 use crate::store::alerts::{self, AlertFilter, AlertRow, Scope};
 use crate::store::DbConnection;
 
-/// An alert: what fired, why, and what the care team did about it.
+/// The patient an alert concerns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPatient {
+    /// Patient (user) id.
+    pub id: String,
+    /// The patient's name.
+    pub display_name: String,
+}
+
+/// One rule's part in an alert's episode.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertFinding {
+    /// The rule, e.g. `craving_high`.
+    pub rule: String,
+    /// The most serious severity this rule reached in the episode.
+    pub severity: String,
+    /// A short headline.
+    pub title: String,
+    /// Why it fired, for a person to read.
+    pub explanation: String,
+    /// The dates and values that made it fire (for staff: the substances named and the
+    /// patient's note of that check-in).
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    /// The first local date the rule fired in this episode.
+    pub first_seen_on: NaiveDate,
+    /// The latest local date it fired.
+    pub last_seen_on: NaiveDate,
+    /// How many times it fired in this episode.
+    pub occurrences: i32,
+    /// When the patient corrected the check-in so that it no longer holds (null while it
+    /// holds).
+    pub corrected_at: Option<DateTime<Utc>>,
+    /// The corrected answers, beside the original evidence (null while it holds).
+    #[schema(value_type = Option<Object>)]
+    pub corrected_values: Option<serde_json::Value>,
+}
+
+/// An alert: one per episode of a patient. What fired, why, and what the care team did about
+/// it. Its headline (`rule`, `title`, `explanation`, `evidence`) is that of its leading finding
+/// (the most severe, then the earliest); `findings` lists every rule involved.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Alert {
     /// Alert id.
     pub id: String,
     /// The patient it concerns.
     pub patient_id: String,
-    /// The rule that fired, e.g. `craving_high`, `sos`, `missed_check_ins`.
+    /// The patient it concerns, by name.
+    pub patient: AlertPatient,
+    /// The leading finding's rule, e.g. `craving_high`, `sos`, `missed_check_ins`.
     pub rule: String,
-    /// `info`, `warning`, `high` or `critical`.
+    /// The highest severity among the findings: `info`, `warning`, `high` or `critical`.
     pub severity: String,
     /// `open`, `acknowledged` or `resolved`.
     pub status: String,
-    /// A short headline.
+    /// The leading finding's headline.
     pub title: String,
-    /// Why it fired, for a person to read.
+    /// The leading finding's explanation, for a person to read.
     pub explanation: String,
-    /// The dates and values that made it fire.
+    /// The leading finding's evidence: the dates and values that made it fire.
     #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
-    /// The check-in date that (last) raised it.
+    /// Every rule involved in the episode, in the order they joined it.
+    pub findings: Vec<AlertFinding>,
+    /// Whether any finding still holds (false when the patient corrected every one away: the
+    /// alert then no longer escalates, but stays until resolved).
+    pub holds: bool,
+    /// The check-in date that (last) added to it.
     pub check_in_date: Option<NaiveDate>,
-    /// How many times the finding was seen while unresolved.
+    /// How many findings were seen in the episode, repeats included.
     pub occurrences: i32,
     /// When it was raised.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// When the finding was last seen (a repeat while unresolved moves it on).
+    /// When a finding was last seen.
     pub last_seen_at: DateTime<Utc>,
-    /// When it was escalated for going unacknowledged, if it was.
+    /// When it was (last) escalated for going unacknowledged, if it was.
     pub escalated_at: Option<DateTime<Utc>>,
-    /// When it was acknowledged.
+    /// When it was acknowledged (cleared when it got more serious and opened again).
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
@@ -61,9 +108,31 @@ pub struct Alert {
     pub note: Option<String>,
 }
 
-impl From<AlertRow> for Alert {
-    fn from(a: AlertRow) -> Self {
+impl Alert {
+    /// The API view of a stored alert, given the patient's name.
+    pub fn new(a: AlertRow, patient_name: String) -> Self {
+        let episode = alert_service::episode_of(&a);
+        let findings = episode
+            .findings
+            .iter()
+            .map(|f| AlertFinding {
+                rule: f.rule.as_str().to_owned(),
+                severity: f.severity.as_str().to_owned(),
+                title: f.title.clone(),
+                explanation: f.explanation.clone(),
+                evidence: f.evidence.clone(),
+                first_seen_on: f.first_seen_on,
+                last_seen_on: f.last_seen_on,
+                occurrences: f.occurrences,
+                corrected_at: f.corrected_at.map(utc),
+                corrected_values: f.corrected_values.clone(),
+            })
+            .collect();
         Self {
+            patient: AlertPatient {
+                id: a.patient_id.clone(),
+                display_name: patient_name,
+            },
             id: a.id,
             patient_id: a.patient_id,
             rule: a.rule,
@@ -72,6 +141,8 @@ impl From<AlertRow> for Alert {
             title: a.title,
             explanation: a.explanation,
             evidence: serde_json::from_str(&a.evidence).unwrap_or(serde_json::Value::Null),
+            findings,
+            holds: episode.holds(),
             check_in_date: a.check_in_date,
             occurrences: a.occurrences,
             created_at: utc(a.created_at),
@@ -88,17 +159,45 @@ impl From<AlertRow> for Alert {
     }
 }
 
+/// API views of stored alerts, with their patients' names read in one query.
+pub fn views(conn: &mut DbConnection, rows: Vec<AlertRow>) -> Result<Vec<Alert>, ApiError> {
+    let mut ids: Vec<String> = rows.iter().map(|a| a.patient_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let names = alerts::patient_names(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|a| {
+            let name = names.get(&a.patient_id).cloned().unwrap_or_default();
+            Alert::new(a, name)
+        })
+        .collect())
+}
+
+/// The API view of one stored alert.
+pub fn view(conn: &mut DbConnection, row: AlertRow) -> Result<Alert, ApiError> {
+    views(conn, vec![row])?
+        .pop()
+        .ok_or_else(|| ApiError::internal("no alert view"))
+}
+
 /// Inbox filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
-    /// `open`, `acknowledged` or `resolved`.
+    /// `open`, `acknowledged` or `resolved`; a comma-separated list takes any of them
+    /// (e.g. `open,acknowledged`).
     pub status: Option<String>,
-    /// `info`, `warning`, `high` or `critical`.
+    /// `info`, `warning`, `high` or `critical`; a comma-separated list takes any of them.
     pub severity: Option<String>,
     /// Only this patient's alerts.
     pub patient_id: Option<String>,
+    /// Only alerts with a finding of this rule (leading or not), e.g. `slide`.
+    pub rule: Option<String>,
+    /// Only alerts changed at or after this RFC 3339 instant ("what changed since
+    /// yesterday").
+    pub updated_since: Option<String>,
     /// Items per page, 1–200 (default 50).
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -137,6 +236,23 @@ fn reachable_alert_for_update(
     Ok(alert)
 }
 
+/// Parses a comma-separated filter list, each item checked by `valid`.
+fn comma_list(
+    raw: Option<&str>,
+    field: &str,
+    valid: impl Fn(&str) -> bool,
+    message: &str,
+) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).collect();
+    if items.iter().any(|s| !valid(s)) {
+        return Err(bad_query(field, message));
+    }
+    Ok(items)
+}
+
 fn bad_query(field: &str, message: &str) -> ApiError {
     ApiError::BadQuery(vec![crate::domain::validation::FieldError::new(
         field, message,
@@ -164,22 +280,36 @@ pub async fn list_alerts(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin, Role::Counsellor])?;
     let q = q.0;
-    if let Some(s) = &q.status {
-        if !["open", "acknowledged", "resolved"].contains(&s.as_str()) {
-            return Err(bad_query(
-                "status",
-                "must be open, acknowledged or resolved",
-            ));
+    let statuses = comma_list(
+        q.status.as_deref(),
+        "status",
+        |s| ["open", "acknowledged", "resolved"].contains(&s),
+        "must be open, acknowledged or resolved (or a comma-separated list of them)",
+    )?;
+    let severities = comma_list(
+        q.severity.as_deref(),
+        "severity",
+        |s| crate::domain::policy::Severity::parse(s).is_some(),
+        "must be info, warning, high or critical (or a comma-separated list of them)",
+    )?;
+    if let Some(r) = &q.rule {
+        if crate::domain::policy::RuleId::parse(r).is_none() {
+            return Err(bad_query("rule", "must be a rule id, e.g. craving_high"));
         }
     }
-    if let Some(s) = &q.severity {
-        if crate::domain::policy::Severity::parse(s).is_none() {
-            return Err(bad_query(
-                "severity",
-                "must be info, warning, high or critical",
-            ));
-        }
-    }
+    let updated_since = match &q.updated_since {
+        None => None,
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| {
+                    bad_query(
+                        "updated_since",
+                        "must be an RFC 3339 timestamp, e.g. 2026-12-01T00:00:00Z",
+                    )
+                })?
+                .naive_utc(),
+        ),
+    };
     let paging = PageParams {
         limit: q.limit,
         cursor: q.cursor,
@@ -187,19 +317,22 @@ pub async fn list_alerts(
     let limit = paging.limit()?;
     let before = paging.position()?;
     let filter = AlertFilter {
-        status: q.status,
-        severity: q.severity,
+        statuses,
+        severities,
         patient_id: q.patient_id,
+        rule: q.rule,
+        updated_since,
     };
     let c = caller.clone();
     let rows = state
         .store
-        .run(move |conn| -> Result<Vec<AlertRow>, ApiError> {
+        .run(move |conn| -> Result<Vec<Alert>, ApiError> {
             let scope = match c.role {
                 Role::Admin => Scope::Organisation(&c.organisation_id),
                 _ => Scope::Counsellor(&c.organisation_id, &c.user_id),
             };
             let rows = alerts::list(conn, scope, &filter, before.as_deref(), limit + 1)?;
+            let rows = views(conn, rows)?;
             audit::record(
                 conn,
                 &c,
@@ -214,7 +347,7 @@ pub async fn list_alerts(
             Ok(rows)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| a.id.clone(), Alert::from)))
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| a.id.clone(), |a| a)))
 }
 
 async fn act(
@@ -235,7 +368,7 @@ async fn act(
     let settings = state.settings.clone();
     let result = state
         .store
-        .transaction(move |conn| -> Result<AlertRow, ApiError> {
+        .transaction(move |conn| -> Result<Alert, ApiError> {
             let alert = reachable_alert_for_update(conn, &c, &id)?;
             let patient_id = alert.patient_id.clone();
             let alert = f(conn, &settings, &c, alert)?;
@@ -250,10 +383,10 @@ async fn act(
                     outcome: "success",
                 },
             )?;
-            Ok(alert)
+            view(conn, alert)
         })
         .await;
-    result.map(Alert::from)
+    result
 }
 
 /// One alert.

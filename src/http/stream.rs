@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
 
-use super::alerts::{reachable_alert, Alert};
+use super::alerts::reachable_alert;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::service::audit;
@@ -173,14 +173,17 @@ async fn frame(
     let (c, id) = (caller.clone(), alert_id.to_owned());
     let alert = match st
         .store
-        .run(move |conn| reachable_alert(conn, &c, &id))
+        .run(move |conn| {
+            let a = reachable_alert(conn, &c, &id)?;
+            super::alerts::view(conn, a)
+        })
         .await
     {
         Ok(alert) => alert,
         Err(ApiError::NotFound) => return Ok(None),
         Err(_) => return Err(()),
     };
-    let data = serde_json::to_string(&Alert::from(alert)).map_err(|_| ())?;
+    let data = serde_json::to_string(&alert).map_err(|_| ())?;
     Ok(Some(Bytes::from(format!(
         "id: {seq}\nevent: {event_type}\ndata: {data}\n\n"
     ))))

@@ -5,6 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
 use crate::auth::Caller;
 use crate::config::Settings;
+use crate::domain::episode::Episode;
 use crate::domain::policy::{RiskPolicy, RuleId, Severity};
 use crate::domain::risk::Finding;
 use crate::error::ApiError;
@@ -47,15 +48,235 @@ pub fn escalation_due(
     Some(from + TimeDelta::minutes(i64::from(minutes)))
 }
 
-/// What raising a finding did.
+/// What recording findings did to the patient's episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raised {
     /// A new alert was opened.
     Created,
-    /// An unresolved alert saw the finding again at the same or a lower severity.
-    Repeated,
-    /// An unresolved alert's severity went up; it is delivered again.
-    SeverityRaised,
+    /// The unresolved alert took the findings without getting more serious: the inbox shows
+    /// them, nobody is notified again.
+    Joined,
+    /// The unresolved alert's severity went up (or the patient pressed SOS); it is delivered
+    /// again.
+    Delivered,
+    /// Only corrections: findings marked as no longer holding; delivered as `alert.updated`.
+    Corrected,
+}
+
+/// The episode stored on an alert.
+pub fn episode_of(alert: &AlertRow) -> Episode {
+    Episode::from_findings(serde_json::from_str(&alert.findings).unwrap_or_default())
+}
+
+/// Writes an episode's findings and its leading finding's account onto the alert row.
+fn apply_episode(alert: &mut AlertRow, episode: &Episode) -> Result<(), ApiError> {
+    let severity = episode.severity();
+    alert.severity = severity.as_str().to_owned();
+    alert.severity_rank = rank(severity);
+    if let Some(lead) = episode.leading() {
+        alert.rule = lead.rule.as_str().to_owned();
+        alert.title = lead.title.clone();
+        alert.explanation = lead.explanation.clone();
+        alert.evidence = serde_json::to_string(&lead.evidence).map_err(ApiError::internal)?;
+    }
+    alert.occurrences = episode.occurrences();
+    alert.findings = serde_json::to_string(&episode.findings).map_err(ApiError::internal)?;
+    let rules: Vec<&str> = episode.rules().iter().map(|r| r.as_str()).collect();
+    alert.rules = format!(",{},", rules.join(","));
+    Ok(())
+}
+
+/// Findings seen for a patient, each with the local date it was seen on.
+pub struct Seen<'a> {
+    /// What fired.
+    pub finding: &'a Finding,
+    /// The local date it describes (the check-in's date, or today for SOS and silences).
+    pub on: NaiveDate,
+}
+
+/// A correction of one check-in: the findings of its date that no longer fire are marked.
+pub struct Correction<'a> {
+    /// The corrected check-in, as the engine reads it.
+    pub record: &'a crate::domain::risk::DayRecord,
+    /// The rules that still fire for it after the correction.
+    pub still_firing: Vec<RuleId>,
+}
+
+/// Records findings (and a correction) on the patient's episode: opens the one unresolved
+/// alert, or joins every finding to it. Deliveries — live feed, webhooks, email — go out when
+/// the alert is new, when its severity rises (which also re-opens an acknowledged alert and
+/// restarts its escalation timer), on every SOS press, and as `alert.updated` for corrections;
+/// a finding that only joins does not notify anyone again. All in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    patient: &crate::store::patients::PatientRow,
+    seen: &[Seen<'_>],
+    correction: Option<Correction<'_>>,
+    check_in_date: Option<NaiveDate>,
+    policy: &RiskPolicy,
+    now: NaiveDateTime,
+) -> Result<Option<(AlertRow, Raised)>, ApiError> {
+    let (organisation_id, patient_id) =
+        (patient.organisation_id.as_str(), patient.user_id.as_str());
+    let existing = alerts::find_unresolved(conn, patient_id)?;
+    let sos = seen.iter().any(|s| s.finding.rule == RuleId::Sos);
+    let Some(mut alert) = existing else {
+        let Some((first, rest)) = seen.split_first() else {
+            return Ok(None);
+        };
+        let mut episode = Episode::open(first.finding, first.on);
+        for s in rest {
+            episode.join(s.finding, s.on);
+        }
+        let severity = episode.severity();
+        let mut alert = AlertRow {
+            id: store::new_id(),
+            organisation_id: organisation_id.to_owned(),
+            patient_id: patient_id.to_owned(),
+            rule: String::new(),
+            severity: String::new(),
+            severity_rank: 0,
+            status: "open".into(),
+            title: String::new(),
+            explanation: String::new(),
+            evidence: String::new(),
+            check_in_date,
+            occurrences: 0,
+            created_at: now,
+            updated_at: now,
+            last_seen_at: now,
+            escalation_due_at: escalation_due(severity, policy, now),
+            escalated_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            outcome: None,
+            note: None,
+            findings: String::new(),
+            rules: String::new(),
+        };
+        apply_episode(&mut alert, &episode)?;
+        alerts::insert(conn, &alert)?;
+        // An SOS is the patient's own act; other alerts are the risk engine's reading.
+        let actor = sos.then_some(patient_id);
+        change(conn, &alert, "created", actor, None, now)?;
+        queue(conn, settings, &alert, events::CREATED, true, now)?;
+        return Ok(Some((alert, Raised::Created)));
+    };
+
+    let mut episode = episode_of(&alert);
+    let before = episode.severity();
+    let mut corrected = Vec::new();
+    if let Some(c) = &correction {
+        let rules: Vec<RuleId> = episode
+            .findings
+            .iter()
+            .map(|f| f.rule)
+            .filter(|r| !matches!(r, RuleId::Sos | RuleId::MissedCheckIns))
+            .filter(|r| !c.still_firing.contains(r))
+            .collect();
+        for r in rules {
+            if episode.correct(r, c.record.date, c.record, now) {
+                corrected.push(r.as_str());
+            }
+        }
+    }
+    let mut new_rules = Vec::new();
+    for s in seen {
+        if episode.join(s.finding, s.on).new_rule {
+            new_rules.push(s.finding.rule.as_str());
+        }
+    }
+    if seen.is_empty() && corrected.is_empty() {
+        return Ok(Some((alert, Raised::Joined)));
+    }
+    let rose = episode.severity() > before;
+    apply_episode(&mut alert, &episode)?;
+    alert.check_in_date = check_in_date.or(alert.check_in_date);
+    if !seen.is_empty() {
+        alert.last_seen_at = now;
+    }
+    alert.updated_at = now;
+    let severity = episode.severity();
+    if rose {
+        // More serious than what the counsellor acknowledged: it needs them again, and the
+        // escalation clock starts over from this moment at the new severity.
+        if alert.status == "acknowledged" {
+            alert.status = "open".into();
+            alert.acknowledged_at = None;
+            alert.acknowledged_by = None;
+        }
+        alert.escalation_due_at = escalation_due(severity, policy, now);
+    } else if alert.status == "open"
+        && alert.escalation_due_at.is_none()
+        && alert.escalated_at.is_none()
+        && !seen.is_empty()
+    {
+        // Corrected away earlier, and something holds again.
+        alert.escalation_due_at = escalation_due(severity, policy, now);
+    }
+    if !episode.holds() {
+        // Nothing the patient now says supports it: it stops escalating, but stays for a
+        // counsellor to resolve — a retracted report is itself worth seeing.
+        alert.escalation_due_at = None;
+    }
+    alerts::save(conn, &alert)?;
+    if !corrected.is_empty() {
+        change(
+            conn,
+            &alert,
+            "corrected",
+            Some(patient_id),
+            Some(corrected.join(",")),
+            now,
+        )?;
+    }
+    if rose {
+        change(conn, &alert, "severity_raised", None, None, now)?;
+    }
+    if sos {
+        change(conn, &alert, "sos_pressed", Some(patient_id), None, now)?;
+    }
+    if !new_rules.is_empty() {
+        change(
+            conn,
+            &alert,
+            "findings_added",
+            None,
+            Some(new_rules.join(",")),
+            now,
+        )?;
+    } else if !seen.is_empty() && !rose && !sos {
+        change(conn, &alert, "repeated", None, None, now)?;
+    }
+    let raised = if rose || sos {
+        queue(conn, settings, &alert, events::UPDATED, true, now)?;
+        Raised::Delivered
+    } else if !corrected.is_empty() {
+        queue(conn, settings, &alert, events::UPDATED, false, now)?;
+        Raised::Corrected
+    } else {
+        Raised::Joined
+    };
+    Ok(Some((alert, raised)))
+}
+
+/// Raises one finding (an SOS press, a silence found by the sweep) on the patient's episode.
+pub fn raise(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    patient: &crate::store::patients::PatientRow,
+    finding: &Finding,
+    on: NaiveDate,
+    policy: &RiskPolicy,
+    now: NaiveDateTime,
+) -> Result<(AlertRow, Raised), ApiError> {
+    let seen = [Seen { finding, on }];
+    record(conn, settings, patient, &seen, None, None, policy, now)?
+        .ok_or_else(|| ApiError::internal("a finding raised no alert"))
 }
 
 fn change(
@@ -80,100 +301,6 @@ fn change(
         },
     )?;
     Ok(())
-}
-
-/// Raises a finding for a patient: opens an alert, or updates the unresolved one of the same
-/// rule (SOS: every press is its own alert). Deliveries are queued in the caller's
-/// transaction.
-pub fn raise(
-    conn: &mut DbConnection,
-    settings: &Settings,
-    patient: &crate::store::patients::PatientRow,
-    finding: &Finding,
-    check_in_date: Option<NaiveDate>,
-    policy: &RiskPolicy,
-    now: NaiveDateTime,
-) -> Result<(AlertRow, Raised), ApiError> {
-    let (organisation_id, patient_id) =
-        (patient.organisation_id.as_str(), patient.user_id.as_str());
-    let evidence = serde_json::to_string(&finding.evidence).map_err(ApiError::internal)?;
-    let existing = if finding.rule == RuleId::Sos {
-        None
-    } else {
-        alerts::find_unresolved(conn, patient_id, finding.rule.as_str())?
-    };
-    match existing {
-        None => {
-            let alert = AlertRow {
-                id: store::new_id(),
-                organisation_id: organisation_id.to_owned(),
-                patient_id: patient_id.to_owned(),
-                rule: finding.rule.as_str().to_owned(),
-                severity: finding.severity.as_str().to_owned(),
-                severity_rank: rank(finding.severity),
-                status: "open".into(),
-                title: finding.title.clone(),
-                explanation: finding.explanation.clone(),
-                evidence,
-                check_in_date,
-                occurrences: 1,
-                created_at: now,
-                updated_at: now,
-                last_seen_at: now,
-                escalation_due_at: escalation_due(finding.severity, policy, now),
-                escalated_at: None,
-                acknowledged_at: None,
-                acknowledged_by: None,
-                resolved_at: None,
-                resolved_by: None,
-                outcome: None,
-                note: None,
-            };
-            alerts::insert(conn, &alert)?;
-            // An SOS is the patient's own act; other alerts are the risk engine's reading.
-            let actor = (finding.rule == RuleId::Sos).then_some(patient_id);
-            change(conn, &alert, "created", actor, None, now)?;
-            queue(conn, settings, &alert, events::CREATED, true, now)?;
-            Ok((alert, Raised::Created))
-        }
-        Some(mut alert) => {
-            let raised = rank(finding.severity) > alert.severity_rank;
-            alert.occurrences += 1;
-            // The title, explanation and evidence describe the alert's severity: a repeat at
-            // a lower severity does not replace the more serious account of it.
-            if rank(finding.severity) >= alert.severity_rank {
-                alert.title = finding.title.clone();
-                alert.explanation = finding.explanation.clone();
-                alert.evidence = evidence;
-            }
-            alert.check_in_date = check_in_date.or(alert.check_in_date);
-            alert.last_seen_at = now;
-            alert.updated_at = now;
-            if raised {
-                alert.severity = finding.severity.as_str().to_owned();
-                alert.severity_rank = rank(finding.severity);
-                if alert.status == "open" && alert.escalated_at.is_none() {
-                    alert.escalation_due_at = escalation_due(finding.severity, policy, now);
-                }
-            }
-            alerts::save(conn, &alert)?;
-            let what = if raised {
-                "severity_raised"
-            } else {
-                "repeated"
-            };
-            change(conn, &alert, what, None, None, now)?;
-            queue(conn, settings, &alert, events::UPDATED, raised, now)?;
-            Ok((
-                alert,
-                if raised {
-                    Raised::SeverityRaised
-                } else {
-                    Raised::Repeated
-                },
-            ))
-        }
-    }
 }
 
 /// The webhook body: ids, rule and severity only — never check-in values or free text.
@@ -361,8 +488,10 @@ pub fn escalate(
     let Some(mut alert) = alerts::lock(conn, alert_id)? else {
         return Ok(false);
     };
+    // An alert escalates again when its severity rose after an earlier escalation (the
+    // timer restarted then); otherwise once.
     let due = alert.escalation_due_at.is_some_and(|d| d <= now);
-    if alert.status != "open" || alert.escalated_at.is_some() || !due {
+    if alert.status != "open" || !due || !episode_of(&alert).holds() {
         return Ok(false);
     }
     alert.escalated_at = Some(now);

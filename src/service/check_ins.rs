@@ -18,7 +18,7 @@ use crate::store::check_ins::{self, CheckInRow};
 use crate::store::patients::{self, PatientRow};
 use crate::store::{self, accounts, DbConnection};
 
-use super::alerts::{self as alert_service, Raised};
+use super::alerts as alert_service;
 use super::audit;
 
 /// The patient's timezone, defaulting to UTC for a name that no longer parses.
@@ -198,7 +198,12 @@ fn reschedule(
     let policy = org_policy.merged(&patient_overrides(p));
     let since = silence_since(conn, p, &user.timezone)?;
     let candidate = missed_due(&user.timezone, since, &policy);
-    let open = crate::store::alerts::find_unresolved(conn, &p.user_id, "missed_check_ins")?;
+    let open = crate::store::alerts::find_unresolved(conn, &p.user_id)?.filter(|a| {
+        alert_service::episode_of(a)
+            .findings
+            .iter()
+            .any(|f| f.rule == crate::domain::policy::RuleId::MissedCheckIns)
+    });
     let now = store::now();
     let next = match (p.missed_check_due_at, candidate) {
         (None, Some(c)) => Some(c.max(now)),
@@ -410,18 +415,37 @@ async fn submit_once(
                 missed_due(&caller.timezone, last, &policy),
             )?;
 
-            raise_all(
+            // For staff, each finding's evidence carries the patient's own note of that day.
+            let findings: Vec<Finding> = findings
+                .into_iter()
+                .map(|f| with_note(f, row.note.as_deref()))
+                .collect();
+            let mut seen: Vec<alert_service::Seen<'_>> = findings
+                .iter()
+                .map(|finding| alert_service::Seen { finding, on: date })
+                .collect();
+            seen.extend(revealed.iter().map(|(later, finding)| alert_service::Seen {
+                finding,
+                on: *later,
+            }));
+            // A correction: what the earlier answers of this date raised and the new ones no
+            // longer support is marked corrected on the episode, never dropped.
+            let record = day_record(&row);
+            let correction = previous.as_ref().map(|_| alert_service::Correction {
+                record: &record,
+                still_firing: findings.iter().map(|f| f.rule).collect(),
+            });
+            alert_service::record(
                 conn,
                 &settings,
                 &patient,
-                &findings,
+                &seen,
+                correction,
                 Some(date),
                 &policy,
                 now,
             )?;
-            for (later, f) in &revealed {
-                alert_service::raise(conn, &settings, &patient, f, Some(*later), &policy, now)?;
-            }
+            drop(seen);
             let findings: Vec<Finding> = findings
                 .into_iter()
                 .chain(revealed.into_iter().map(|(_, f)| f))
@@ -505,22 +529,13 @@ fn revealed_later(
     Ok(out)
 }
 
-/// Raises every finding for a patient.
-pub fn raise_all(
-    conn: &mut DbConnection,
-    settings: &crate::config::Settings,
-    patient: &PatientRow,
-    findings: &[Finding],
-    date: Option<NaiveDate>,
-    policy: &RiskPolicy,
-    now: NaiveDateTime,
-) -> Result<Vec<(String, Raised)>, ApiError> {
-    let mut out = Vec::new();
-    for f in findings {
-        let (alert, raised) = alert_service::raise(conn, settings, patient, f, date, policy, now)?;
-        out.push((alert.id, raised));
+/// Adds the patient's note of the check-in to a finding's evidence (for staff; webhooks and
+/// integrations never carry evidence).
+fn with_note(mut f: Finding, note: Option<&str>) -> Finding {
+    if let (Some(note), Some(o)) = (note, f.evidence.as_object_mut()) {
+        o.insert("note".into(), serde_json::Value::String(note.to_owned()));
     }
-    Ok(out)
+    f
 }
 
 /// What an SOS press returns.
@@ -557,15 +572,8 @@ pub async fn sos(
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
             let finding = risk::sos_finding(message.as_deref());
             let today = local_today(&caller.timezone);
-            let (alert, _) = alert_service::raise(
-                conn,
-                &settings,
-                &patient,
-                &finding,
-                Some(today),
-                &policy,
-                now,
-            )?;
+            let (alert, _) =
+                alert_service::raise(conn, &settings, &patient, &finding, today, &policy, now)?;
             audit::record(
                 conn,
                 &caller,

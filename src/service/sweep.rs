@@ -81,7 +81,7 @@ pub async fn missed_check_ins_once(state: &AppState) -> Result<usize, ApiError> 
                     next.map(|d| local_midnight_utc(&user.timezone, d)),
                 )?;
                 if let Some(f) = &finding {
-                    super::alerts::raise(conn, &settings, &p, f, None, &policy, now)?;
+                    super::alerts::raise(conn, &settings, &p, f, today, &policy, now)?;
                     super::audit::record_anonymous(
                         conn,
                         Some(&p.organisation_id),

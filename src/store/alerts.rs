@@ -34,6 +34,10 @@ pub struct AlertRow {
     pub resolved_by: Option<String>,
     pub outcome: Option<String>,
     pub note: Option<String>,
+    /// The episode's findings, JSON (see `domain::episode`).
+    pub findings: String,
+    /// Every rule among the findings, as `,rule_a,rule_b,` for filtering.
+    pub rules: String,
 }
 
 /// A recorded change to an alert.
@@ -73,17 +77,12 @@ pub struct OutboxRow {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
-/// The unresolved alert of a rule for a patient, if any; on PostgreSQL locked until the
-/// transaction ends, so a repeat finding and a counsellor's resolution cannot overwrite each
+/// The patient's unresolved alert (their current episode), if any; on PostgreSQL locked until
+/// the transaction ends, so a new finding and a counsellor's resolution cannot overwrite each
 /// other (SQLite transactions hold the single write lock from their start).
-pub fn find_unresolved(
-    conn: &mut DbConnection,
-    patient_id: &str,
-    rule: &str,
-) -> StoreResult<Option<AlertRow>> {
+pub fn find_unresolved(conn: &mut DbConnection, patient_id: &str) -> StoreResult<Option<AlertRow>> {
     let q = alerts::table
         .filter(alerts::patient_id.eq(patient_id.to_owned()))
-        .filter(alerts::rule.eq(rule.to_owned()))
         .filter(alerts::status.ne("resolved"));
     Ok(match conn {
         DbConnection::Postgresql(pg) => q
@@ -158,12 +157,19 @@ pub enum Scope<'a> {
     Counsellor(&'a str, &'a str),
 }
 
-/// Inbox filters.
+/// Inbox filters; an empty list matches everything.
 #[derive(Debug, Default, Clone)]
 pub struct AlertFilter {
-    pub status: Option<String>,
-    pub severity: Option<String>,
+    /// Any of these statuses.
+    pub statuses: Vec<String>,
+    /// Any of these severities.
+    pub severities: Vec<String>,
+    /// Only this patient.
     pub patient_id: Option<String>,
+    /// Alerts with a finding of this rule.
+    pub rule: Option<String>,
+    /// Alerts changed at or after this instant.
+    pub updated_since: Option<NaiveDateTime>,
 }
 
 /// A page of alerts, newest first, before the cursor id.
@@ -187,14 +193,22 @@ pub fn list(
             );
         }
     }
-    if let Some(s) = &filter.status {
-        q = q.filter(alerts::status.eq(s.clone()));
+    if !filter.statuses.is_empty() {
+        q = q.filter(alerts::status.eq_any(filter.statuses.clone()));
     }
-    if let Some(s) = &filter.severity {
-        q = q.filter(alerts::severity.eq(s.clone()));
+    if !filter.severities.is_empty() {
+        q = q.filter(alerts::severity.eq_any(filter.severities.clone()));
     }
     if let Some(p) = &filter.patient_id {
         q = q.filter(alerts::patient_id.eq(p.clone()));
+    }
+    if let Some(r) = &filter.rule {
+        // Rule ids are lowercase letters and underscores (checked by the caller), and `_` is
+        // a LIKE wildcard that can only match itself here because of the commas around it.
+        q = q.filter(alerts::rules.like(format!("%,{r},%")));
+    }
+    if let Some(t) = filter.updated_since {
+        q = q.filter(alerts::updated_at.ge(t));
     }
     if let Some(b) = before {
         q = q.filter(alerts::id.lt(b.to_owned()));
@@ -226,7 +240,6 @@ pub fn due_escalations(
     Ok(alerts::table
         .filter(alerts::escalation_due_at.le(now))
         .filter(alerts::status.eq("open"))
-        .filter(alerts::escalated_at.is_null())
         .order(alerts::escalation_due_at.asc())
         .limit(limit)
         .select(alerts::id)
@@ -285,4 +298,21 @@ pub fn lock(conn: &mut DbConnection, id: &str) -> StoreResult<Option<AlertRow>> 
             .optional()?,
         DbConnection::Sqlite(lite) => q.select(AlertRow::as_select()).first(lite).optional()?,
     })
+}
+
+/// The display names of these patients, by id, in one query.
+pub fn patient_names(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+) -> StoreResult<std::collections::HashMap<String, String>> {
+    use super::schema::users;
+    if patient_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(patient_ids.to_vec()))
+        .select((users::id, users::display_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
 }

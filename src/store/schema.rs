@@ -193,6 +193,8 @@ diesel::table! {
         resolved_by -> Nullable<Text>,
         outcome -> Nullable<Text>,
         note -> Nullable<Text>,
+        findings -> Text,
+        rules -> Text,
     }
 }
 

@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    calm, calm_with, local_day, read, spawn_app, support_rules, today, Login, Resp, TestApp,
-    SOWS_ITEMS,
+    calm, calm_with, finding, local_day, read, spawn_app, support_rules, today, Login, Resp,
+    TestApp, SOWS_ITEMS,
 };
 
 const NEW_YORK: &str = "America/New_York";
@@ -398,9 +398,10 @@ async fn a_late_check_in_that_completes_a_pattern_is_flagged() {
         .await
         .is_empty());
     let craving = app
-        .alerts_for_rule(&counsellor, &patient, "craving_high")
-        .await;
-    assert_eq!(craving[0]["occurrences"], 2);
+        .finding_of(&counsellor, &patient, "craving_high")
+        .await
+        .unwrap();
+    assert_eq!(craving["occurrences"], 2);
 
     let r = app
         .checkin(&patient, day(-2), &calm_with(json!({"mood": 2})))
@@ -418,7 +419,8 @@ async fn a_late_check_in_that_completes_a_pattern_is_flagged() {
         1,
         "three low days in a row, whatever order they arrived in"
     );
-    let dates: Vec<&str> = mood[0]["evidence"]["check_ins"]
+    let mood_finding = finding(&mood[0], "mood_low").unwrap();
+    let dates: Vec<&str> = mood_finding["evidence"]["check_ins"]
         .as_array()
         .unwrap()
         .iter()
@@ -432,15 +434,16 @@ async fn a_late_check_in_that_completes_a_pattern_is_flagged() {
             day(-1).to_string()
         ]
     );
-    assert_eq!(mood[0]["check_in_date"], day(-1).to_string());
+    assert_eq!(mood_finding["last_seen_on"], day(-1).to_string());
 
     // What the late check-in does not change is not raised again.
     let craving = app
         .alerts_for_rule(&counsellor, &patient, "craving_high")
         .await;
     assert_eq!(craving.len(), 1);
-    assert_eq!(craving[0]["occurrences"], 2);
-    assert_eq!(craving[0]["check_in_date"], day(0).to_string());
+    let craving = finding(&craving[0], "craving_high").unwrap();
+    assert_eq!(craving["occurrences"], 2);
+    assert_eq!(craving["last_seen_on"], day(0).to_string());
 }
 
 #[tokio::test]
@@ -639,7 +642,7 @@ async fn a_counsellor_acknowledges_and_resolves_and_the_next_finding_opens_a_new
 }
 
 #[tokio::test]
-async fn every_sos_press_is_its_own_critical_alert() {
+async fn every_sos_press_reaches_the_one_episode() {
     let app = spawn_app().await;
     let (_, counsellor, patient) = clinic(&app).await;
 
@@ -654,26 +657,23 @@ async fn every_sos_press_is_its_own_critical_alert() {
         .expect(202);
     assert!(!crisis_contacts(&without_body.body["crisis_resources"]).is_empty());
 
+    // One episode: the second press joins the first's alert, and keeps its message.
     let a = with_message.body["alert_id"].as_str().unwrap();
     let b = without_body.body["alert_id"].as_str().unwrap();
-    assert_ne!(a, b);
-    for (id, message) in [(a, json!("help")), (b, Value::Null)] {
-        let alert = app
-            .get(&format!("/v1/alerts/{id}"), counsellor.t())
-            .await
-            .expect(200);
-        assert_eq!(alert.body["rule"], "sos");
-        assert_eq!(alert.body["severity"], "critical");
-        assert_eq!(alert.body["status"], "open");
-        assert_eq!(alert.body["patient_id"], patient.id);
-        assert_eq!(alert.body["evidence"]["message"], message);
-    }
-    assert_eq!(
-        app.alerts_for_rule(&counsellor, &patient, "sos")
-            .await
-            .len(),
-        2
-    );
+    assert_eq!(a, b);
+    let alert = app
+        .get(&format!("/v1/alerts/{a}"), counsellor.t())
+        .await
+        .expect(200);
+    assert_eq!(alert.body["rule"], "sos");
+    assert_eq!(alert.body["severity"], "critical");
+    assert_eq!(alert.body["status"], "open");
+    assert_eq!(alert.body["patient_id"], patient.id);
+    let sos = finding(&alert.body, "sos").unwrap();
+    assert_eq!(sos["occurrences"], 2);
+    assert_eq!(sos["evidence"]["message"], Value::Null);
+    assert_eq!(sos["evidence"]["earlier_presses"][0]["message"], "help");
+    assert_eq!(app.alerts_of(&counsellor, &patient).await.len(), 1);
 }
 
 #[tokio::test]
@@ -722,7 +722,7 @@ async fn the_caseload_puts_the_patient_most_at_risk_first() {
     );
     assert!(!ids.contains(&elsewhere.id.as_str()));
 
-    assert_eq!(items[0]["open_alerts"], 2);
+    assert_eq!(items[0]["open_alerts"], 1, "one episode, not one per rule");
     assert_eq!(items[0]["highest_open_severity"], "critical");
     assert_eq!(items[1]["open_alerts"], 1);
     assert_eq!(items[1]["highest_open_severity"], "warning");
@@ -1133,8 +1133,9 @@ async fn an_unacknowledged_critical_alert_is_escalated_and_an_acknowledged_one_i
         .as_str()
         .unwrap()
         .to_owned();
+    let other = app.patient(&counsellor).await;
     let seen = app
-        .post("/v1/me/sos", patient.t(), &json!({}))
+        .post("/v1/me/sos", other.t(), &json!({}))
         .await
         .expect(202)
         .body["alert_id"]
@@ -1156,8 +1157,8 @@ async fn an_unacknowledged_critical_alert_is_escalated_and_an_acknowledged_one_i
     assert_eq!(report.escalated, 0);
 
     app.sql(&format!(
-        "UPDATE alerts SET escalation_due_at = '2000-01-01 00:00:00' WHERE patient_id = '{}'",
-        patient.id
+        "UPDATE alerts SET escalation_due_at = '2000-01-01 00:00:00' WHERE patient_id IN ('{}', '{}')",
+        patient.id, other.id
     ));
     let report = aftercare::service::sweep::run_once(&app.state)
         .await

@@ -33,7 +33,7 @@ async fn self_harm(app: &TestApp, patient: &Login) -> Value {
     .body
 }
 
-async fn register_hook(
+pub(crate) async fn register_hook(
     app: &TestApp,
     admin: &Login,
     url: &str,
@@ -290,7 +290,7 @@ async fn counsellors_get_a_short_email_without_clinical_detail() {
 }
 
 /// Reads the next server-sent event (type and data), skipping comments.
-async fn next_event(
+pub(crate) async fn next_event(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin),
     buf: &mut String,
     within: Duration,
@@ -335,7 +335,7 @@ async fn next_event_with_id(
     }
 }
 
-async fn open_stream(
+pub(crate) async fn open_stream(
     app: &TestApp,
     who: &Login,
 ) -> impl futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin {
@@ -568,7 +568,9 @@ async fn a_retried_sos_press_raises_one_alert() {
     let second = crate::helpers::read(press("press-2", r#"{"message":"help"}"#).await.unwrap())
         .await
         .expect(202);
-    assert_ne!(second.body["alert_id"], first.body["alert_id"]);
+    // Another press (another key) is not a retry: it reaches the same episode, kept and
+    // delivered again.
+    assert_eq!(second.body["alert_id"], first.body["alert_id"]);
     let inbox = app
         .get(
             &format!("/v1/alerts?patient_id={}&limit=10", patient.id),
@@ -576,7 +578,13 @@ async fn a_retried_sos_press_raises_one_alert() {
         )
         .await
         .expect(200);
-    assert_eq!(inbox.body["items"].as_array().unwrap().len(), 2);
+    let items = inbox.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        crate::helpers::finding(&items[0], "sos").unwrap()["occurrences"],
+        2,
+        "the retry with the same key was not counted, the second press was"
+    );
 }
 
 #[tokio::test]
@@ -676,7 +684,11 @@ async fn a_reconnecting_dashboard_gets_what_it_missed_and_the_alert_keeps_its_hi
     );
     assert_eq!(
         (e2.as_str(), &a2["id"]),
-        ("alert.created", &second.body["alert_id"])
+        ("alert.updated", &second.body["alert_id"])
+    );
+    assert_eq!(
+        second.body["alert_id"], id,
+        "the second press joins the episode"
     );
 
     let history = app
@@ -690,10 +702,11 @@ async fn a_reconnecting_dashboard_gets_what_it_missed_and_the_alert_keeps_its_hi
         .iter()
         .map(|c| c["change"].as_str().unwrap())
         .collect();
-    assert_eq!(changes, vec!["created", "acknowledged"]);
-    // The patient pressed SOS; the counsellor acknowledged.
+    assert_eq!(changes, vec!["created", "acknowledged", "sos_pressed"]);
+    // The patient pressed SOS; the counsellor acknowledged; the patient pressed again.
     assert_eq!(history.body[0]["actor_id"], patient.id);
     assert_eq!(history.body[1]["actor_id"], counsellor.id);
+    assert_eq!(history.body[2]["actor_id"], patient.id);
     let other = app.counsellor(&admin).await;
     app.get(&format!("/v1/alerts/{id}/history"), other.t())
         .await
@@ -750,7 +763,8 @@ async fn a_critical_alert_emails_each_counsellor_on_the_care_team_and_nobody_els
     expected.sort();
     assert_eq!(members, expected);
 
-    // A self-harm check-in, then an SOS press with a message: two critical alerts.
+    // A self-harm check-in, then an SOS press with a message: one critical episode, delivered
+    // when it opened and again for the press.
     let r = self_harm(&app, &patient).await;
     assert!(!r["crisis_resources"].as_array().unwrap().is_empty());
     app.post(
@@ -761,8 +775,10 @@ async fn a_critical_alert_emails_each_counsellor_on_the_care_team_and_nobody_els
     .await
     .expect(202);
     let alerts = app.alerts_of(&bob, &patient).await;
-    assert_eq!(alerts.len(), 2, "bob sees both alerts in his inbox");
-    assert!(alerts.iter().all(|a| a["severity"] == "critical"));
+    assert_eq!(alerts.len(), 1, "bob sees the one episode in his inbox");
+    assert_eq!(alerts[0]["severity"], "critical");
+    assert!(crate::helpers::finding(&alerts[0], "self_harm").is_some());
+    assert!(crate::helpers::finding(&alerts[0], "sos").is_some());
 
     let messages = smtp.wait_for_messages(4, Duration::from_secs(15)).await;
     // Give a stray fifth message (to someone off the team) time to show up.
@@ -775,7 +791,7 @@ async fn a_critical_alert_emails_each_counsellor_on_the_care_team_and_nobody_els
     assert_eq!(
         messages.len(),
         4,
-        "one email per alert to each of the two counsellors: {messages:?}"
+        "one email per delivery (the new alert, the SOS press) to each of the two counsellors: {messages:?}"
     );
     for (who, count) in [
         (&alice, 2),

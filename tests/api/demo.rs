@@ -58,10 +58,11 @@ async fn the_demo_clinic_shows_the_whole_loop() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| {
+        .flat_map(|a| a["findings"].as_array().unwrap().iter())
+        .map(|f| {
             (
-                a["rule"].as_str().unwrap().to_owned(),
-                a["severity"].as_str().unwrap().to_owned(),
+                f["rule"].as_str().unwrap().to_owned(),
+                f["severity"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
@@ -73,7 +74,7 @@ async fn the_demo_clinic_shows_the_whole_loop() {
     ] {
         assert!(
             open.contains(&(rule.to_owned(), severity.to_owned())),
-            "no open {severity} {rule} alert in {open:?}"
+            "no open {severity} {rule} finding in {open:?}"
         );
     }
     for rule in [
@@ -85,7 +86,7 @@ async fn the_demo_clinic_shows_the_whole_loop() {
     ] {
         assert!(
             open.iter().any(|(r, _)| r == rule),
-            "no open {rule} alert in {open:?}"
+            "no open {rule} finding in {open:?}"
         );
     }
 

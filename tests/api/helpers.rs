@@ -422,14 +422,32 @@ impl TestApp {
         r.body["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// The alerts of one rule for `patient`, as `viewer` lists them.
+    /// The alerts of `patient` with a finding of one rule (leading or not), as `viewer` lists
+    /// them.
     pub async fn alerts_for_rule(&self, viewer: &Login, patient: &Login, rule: &str) -> Vec<Value> {
         self.alerts_of(viewer, patient)
             .await
             .into_iter()
-            .filter(|a| a["rule"] == rule)
+            .filter(|a| finding(a, rule).is_some())
             .collect()
     }
+
+    /// The finding of `rule` in the patient's alerts (newest alert first), if any.
+    pub async fn finding_of(&self, viewer: &Login, patient: &Login, rule: &str) -> Option<Value> {
+        self.alerts_of(viewer, patient)
+            .await
+            .iter()
+            .find_map(|a| finding(a, rule))
+    }
+}
+
+/// An alert's finding of one rule.
+pub fn finding(alert: &Value, rule: &str) -> Option<Value> {
+    alert["findings"]
+        .as_array()?
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .cloned()
 }
 
 fn login_from(r: &Resp, email: &str) -> Login {

@@ -7,6 +7,7 @@ mod auth;
 mod core_loop;
 mod delivery;
 mod demo;
+mod episodes;
 mod foundation;
 mod hardening;
 mod helpers;
