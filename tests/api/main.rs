@@ -11,5 +11,6 @@ mod episodes;
 mod foundation;
 mod hardening;
 mod helpers;
+mod migrations;
 mod processes;
 mod rules;

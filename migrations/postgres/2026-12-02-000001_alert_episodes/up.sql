@@ -21,7 +21,7 @@ UPDATE alerts SET
 
 -- A patient with several unresolved alerts: they are carried over into the leading one (the
 -- most severe, then the earliest), which takes their findings; the others are resolved with a
--- note saying where they went, so nothing is lost and the inbox shows one episode.
+-- note saying where they went (findings in the order their alerts were raised), so nothing is lost and the inbox shows one episode.
 CREATE TEMPORARY TABLE episode_lead AS
 SELECT a.id AS alert_id,
        (SELECT b.id FROM alerts b
@@ -31,12 +31,12 @@ SELECT a.id AS alert_id,
  WHERE a.status <> 'resolved';
 
 UPDATE alerts SET
-    findings = (SELECT json_agg(f.value)::text
+    findings = (SELECT json_agg(f.value ORDER BY m.created_at, m.id)::text
                   FROM episode_lead l
                   JOIN alerts m ON m.id = l.alert_id,
                        json_array_elements(m.findings::json) f
                  WHERE l.lead_id = alerts.id),
-    rules = ',' || (SELECT string_agg(m.rule, ',')
+    rules = ',' || (SELECT string_agg(m.rule, ',' ORDER BY m.created_at, m.id)
                       FROM episode_lead l JOIN alerts m ON m.id = l.alert_id
                      WHERE l.lead_id = alerts.id) || ',',
     occurrences = (SELECT SUM(m.occurrences)

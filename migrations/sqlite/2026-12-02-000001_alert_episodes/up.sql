@@ -21,7 +21,7 @@ UPDATE alerts SET
 
 -- A patient with several unresolved alerts: they are carried over into the leading one (the
 -- most severe, then the earliest), which takes their findings; the others are resolved with a
--- note saying where they went, so nothing is lost and the inbox shows one episode.
+-- note saying where they went (findings in the order their alerts were raised), so nothing is lost and the inbox shows one episode.
 CREATE TEMPORARY TABLE episode_lead AS
 SELECT a.id AS alert_id,
        (SELECT b.id FROM alerts b
@@ -31,12 +31,12 @@ SELECT a.id AS alert_id,
  WHERE a.status <> 'resolved';
 
 UPDATE alerts SET
-    findings = (SELECT json_group_array(json(f.value))
+    findings = (SELECT json_group_array(json(f.value) ORDER BY m.created_at, m.id)
                   FROM episode_lead l
                   JOIN alerts m ON m.id = l.alert_id,
                        json_each(m.findings) f
                  WHERE l.lead_id = alerts.id),
-    rules = ',' || (SELECT group_concat(m.rule, ',')
+    rules = ',' || (SELECT group_concat(m.rule, ',' ORDER BY m.created_at, m.id)
                       FROM episode_lead l JOIN alerts m ON m.id = l.alert_id
                      WHERE l.lead_id = alerts.id) || ',',
     occurrences = (SELECT SUM(m.occurrences)
