@@ -6,7 +6,7 @@
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 
 use crate::auth::Caller;
-use crate::domain::check_in::{check_date_window, ValidCheckIn};
+use crate::domain::check_in::{check_date_window, CheckInSource, ValidCheckIn};
 use crate::domain::policy::{Phase, PolicyOverrides, RiskPolicy};
 use crate::domain::risk::{
     self, CrisisResource, DayRecord, Finding, PatientContext, PhaseSpan, SupportMessage,
@@ -133,7 +133,7 @@ pub fn missed_due(timezone: &str, last: NaiveDate, policy: &RiskPolicy) -> Optio
     risk::next_missed_check_in_due(last, policy).map(|d| local_midnight_utc(timezone, d))
 }
 
-/// The date the silence clock starts from: the last check-in (or enrolment), or the return to
+/// The date the silence clock starts from: the last check-in (or enrolment, if later), or the return to
 /// care when the patient came back from discharge since (a patient back in care is not
 /// "missing" the months they were discharged).
 pub fn silence_since(
@@ -146,7 +146,11 @@ pub fn silence_since(
         .and_utc()
         .with_timezone(&tz(timezone))
         .date_naive();
-    let last = patient.last_check_in_on.unwrap_or(enrolled);
+    // Not before enrolment either: check-ins dated earlier (history imported from the clinic's
+    // earlier system, or one sent late on the first day) do not make a new patient "missing".
+    let last = patient
+        .last_check_in_on
+        .map_or(enrolled, |l| l.max(enrolled));
     let history = patients::phase_history(conn, &patient.user_id)?;
     let readmitted = match history.as_slice() {
         [.., before, now] if before.phase == "discharged" && now.phase != "discharged" => {
@@ -247,6 +251,8 @@ pub fn new_row(
         created_at: now,
         updated_at: now,
         version: 1,
+        source: CheckInSource::App.as_str().into(),
+        imported_from: None,
     }
 }
 
