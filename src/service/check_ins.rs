@@ -133,7 +133,7 @@ pub fn missed_due(timezone: &str, last: NaiveDate, policy: &RiskPolicy) -> Optio
     risk::next_missed_check_in_due(last, policy).map(|d| local_midnight_utc(timezone, d))
 }
 
-/// The date the silence clock starts from: the last check-in (or enrolment, if later), or the return to
+/// The date the silence clock starts from: the last check-in (or enrolment), or the return to
 /// care when the patient came back from discharge since (a patient back in care is not
 /// "missing" the months they were discharged).
 pub fn silence_since(
@@ -146,11 +146,7 @@ pub fn silence_since(
         .and_utc()
         .with_timezone(&tz(timezone))
         .date_naive();
-    // Not before enrolment either: check-ins dated earlier (history imported from the clinic's
-    // earlier system, or one sent late on the first day) do not make a new patient "missing".
-    let last = patient
-        .last_check_in_on
-        .map_or(enrolled, |l| l.max(enrolled));
+    let last = patient.last_check_in_on.unwrap_or(enrolled);
     let history = patients::phase_history(conn, &patient.user_id)?;
     let readmitted = match history.as_slice() {
         [.., before, now] if before.phase == "discharged" && now.phase != "discharged" => {

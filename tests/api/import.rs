@@ -148,32 +148,6 @@ async fn a_counsellor_imports_sixty_days_that_raise_nothing_but_count_as_history
 }
 
 #[tokio::test]
-async fn old_history_does_not_make_a_new_patient_missing() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let counsellor = app.counsellor(&admin).await;
-    let patient = app.patient(&counsellor).await;
-    app.post(
-        &path(&patient),
-        admin.t(),
-        &json!({"source": "paper charts", "check_ins": history(30, -20)}),
-    )
-    .await
-    .expect(201);
-    // Make the missed-check-in review due now: the last imported day was 20 days ago, but the
-    // patient enrolled today, so there is nothing to raise.
-    app.sql(&format!(
-        "UPDATE patients SET missed_check_due_at = '2000-01-01 00:00:00' WHERE user_id = '{}'",
-        patient.id
-    ));
-    let report = aftercare::service::sweep::run_once(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(report.missed_check_ins, 0);
-    assert!(app.alerts_of(&counsellor, &patient).await.is_empty());
-}
-
-#[tokio::test]
 async fn a_bad_field_or_a_taken_date_imports_nothing_and_replace_replaces() {
     let app = spawn_app().await;
     let admin = app.admin().await;
