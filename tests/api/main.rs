@@ -11,6 +11,7 @@ mod episodes;
 mod foundation;
 mod hardening;
 mod helpers;
+mod import;
 mod migrations;
 mod processes;
 mod rules;
