@@ -45,6 +45,11 @@ pub struct PatientDetail {
     pub email: String,
     /// The patient's IANA timezone.
     pub timezone: String,
+    /// ISO 3166-1 alpha-2 country on the patient's profile, null when unset.
+    pub country: Option<String>,
+    /// The country whose crisis lines the patient is shown (the profile's, else their
+    /// timezone's; null when neither gives one).
+    pub crisis_country: Option<String>,
     /// Current treatment phase.
     pub phase: String,
     /// When the current phase started.
@@ -80,6 +85,8 @@ pub fn detail(conn: &mut DbConnection, patient_id: &str) -> Result<PatientDetail
         id: p.user_id,
         display_name: u.display_name,
         email: u.email,
+        country: p.country.clone(),
+        crisis_country: crate::domain::crisis::patient_country(p.country.as_deref(), &u.timezone),
         timezone: u.timezone,
         phase: p.phase,
         phase_started_on: p.phase_started_on,

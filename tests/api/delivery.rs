@@ -597,8 +597,14 @@ async fn an_organisation_shows_its_own_crisis_lines() {
         .get("/v1/organisation/crisis-resources", counsellor.t())
         .await
         .expect(200);
-    assert_eq!(defaults.body["items"][0]["contact"], "Call or text 988");
-    let local = json!({"items": [{"name": "Harbour crisis team", "contact": "Call 555-0100, 24/7", "description": "Our own on-call counsellor."}]});
+    assert_eq!(
+        defaults.body["built_in"]["US"][0]["contact"],
+        "Call or text 988"
+    );
+    assert_eq!(defaults.body["items_built_in"], true);
+    // The clinic's own line for its patients in the United States: it replaces the national
+    // list for them.
+    let local = json!({"items": [], "by_country": {"US": [{"name": "Harbour crisis team", "contact": "Call 555-0100, 24/7", "description": "Our own on-call counsellor."}]}});
     app.put("/v1/organisation/crisis-resources", counsellor.t(), &local)
         .await
         .expect_problem(403);
@@ -611,11 +617,38 @@ async fn an_organisation_shows_its_own_crisis_lines() {
         .await
         .expect_problem(422);
     assert_eq!(bad.error_fields(), vec!["items[0].name"]);
+    let bad = app
+        .put(
+            "/v1/organisation/crisis-resources",
+            admin.t(),
+            &json!({"items": [], "by_country": {"US": [{"name": "", "contact": "x", "description": "y"}]}}),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(bad.error_fields(), vec!["by_country.US[0].name"]);
     app.put("/v1/organisation/crisis-resources", admin.t(), &local)
         .await
         .expect(200);
     let r = self_harm(&app, &patient).await;
     assert_eq!(r["crisis_resources"][0]["name"], "Harbour crisis team");
+    assert_eq!(r["crisis_resources"].as_array().unwrap().len(), 1);
+    // A default list of its own comes first, and the national lines still follow it.
+    app.put(
+        "/v1/organisation/crisis-resources",
+        admin.t(),
+        &json!({"items": [{"name": "Harbour on call", "contact": "Call 555-0199", "description": "Ours."}]}),
+    )
+    .await
+    .expect(200);
+    let r = self_harm(&app, &patient).await;
+    let contacts: Vec<&str> = r["crisis_resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["contact"].as_str().unwrap())
+        .collect();
+    assert_eq!(contacts[0], "Call 555-0199");
+    assert!(contacts.contains(&"Call or text 988"), "{contacts:?}");
     app.put(
         "/v1/organisation/crisis-resources",
         admin.t(),
