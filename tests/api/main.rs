@@ -10,5 +10,6 @@ mod demo;
 mod foundation;
 mod hardening;
 mod helpers;
+mod patients;
 mod processes;
 mod rules;
