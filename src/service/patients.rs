@@ -6,7 +6,7 @@
 //! [`use_origin`], which the risk engine's context uses too.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
@@ -304,6 +304,10 @@ fn assemble(
     }
     let latest: HashMap<&str, &LatestValues> =
         latest.iter().map(|l| (l.patient_id.as_str(), l)).collect();
+    let checked_today: HashSet<(&str, NaiveDate)> = checked_today
+        .iter()
+        .map(|(id, d)| (id.as_str(), *d))
+        .collect();
     rows.into_iter()
         .map(|(p, u)| {
             let today = todays
@@ -339,9 +343,7 @@ fn assemble(
                 p.first_check_in_on,
             );
             CaseloadEntry {
-                checked_in_today: checked_today
-                    .iter()
-                    .any(|(id, d)| *id == p.user_id && *d == today),
+                checked_in_today: checked_today.contains(&(p.user_id.as_str(), today)),
                 latest: latest.get(p.user_id.as_str()).map(|l| (*l).clone()),
                 open_alerts: mine.len(),
                 urgency,
