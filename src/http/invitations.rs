@@ -10,7 +10,7 @@ use super::extract::IdempotentJson;
 use super::types::utc;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::service::accounts::{self, InvitationRequest};
+use crate::service::accounts::{self, EnrolmentDates, InvitationRequest};
 use crate::state::AppState;
 
 /// An invitation to create.
@@ -29,6 +29,15 @@ pub struct CreateInvitation {
     /// Patients only: the date of last use before enrolment, if known; the abstinent streak
     /// counts from the day after it.
     pub last_use_date: Option<NaiveDate>,
+    /// Patients only: the local date the starting phase began, if before enrolment (within
+    /// the last year, not in the future; default: when detox ended, else the day they
+    /// register). For `treatment` after detox, the day detox ended.
+    pub phase_started_on: Option<NaiveDate>,
+    /// Patients only, not for phase `detox`: the local date they left detox elsewhere, if
+    /// before enrolment (within the last year, not after `phase_started_on`). The phase
+    /// history then holds a detox span ending that day, and a use within the post-detox
+    /// window counts as the overdose risk it is.
+    pub detox_ended_on: Option<NaiveDate>,
 }
 
 /// A created invitation. The code is shown only here; it is stored as a hash.
@@ -65,7 +74,7 @@ pub async fn create_invitation(
     body: IdempotentJson<CreateInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let (b, key) = (body.body, body.key);
-    let (row, code) = accounts::invite(
+    let (row, code) = accounts::invite_with_dates(
         &state,
         &caller,
         InvitationRequest {
@@ -74,6 +83,10 @@ pub async fn create_invitation(
             counsellor_id: b.counsellor_id,
             phase: b.phase,
             last_use_date: b.last_use_date,
+        },
+        EnrolmentDates {
+            phase_started_on: b.phase_started_on,
+            detox_ended_on: b.detox_ended_on,
         },
         key,
     )

@@ -53,6 +53,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(patients::get_patient)
                 .service(patients::patch_patient)
                 .service(patients::put_care_team)
+                .service(patients::patient_summary)
+                .service(patients::patient_trends)
                 .service(check_ins::patient_check_ins)
                 .service(import::import_check_ins)
                 .service(policy::get_patient_policy)

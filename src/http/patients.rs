@@ -3,14 +3,15 @@
 use actix_web::{get, patch, put, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use super::check_ins::{summary, Summary};
 use super::extract::Json;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
 use crate::auth::{policy, Caller, Role};
 use crate::error::{ApiError, Problem};
-use crate::service::{accounts, audit};
+use crate::service::{accounts, audit, patients as patient_service};
 use crate::state::AppState;
 use crate::store::{accounts as users, patients, DbConnection};
 
@@ -189,6 +190,19 @@ pub async fn put_care_team(
     Ok(HttpResponse::Ok().json(d))
 }
 
+/// The headline values of the most recent check-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestCheckIn {
+    /// Its local date.
+    pub date: NaiveDate,
+    /// Strongest urge to use, 0–10.
+    pub craving: i32,
+    /// Mood, 0–10.
+    pub mood: i32,
+    /// Hours slept, if answered.
+    pub sleep_hours: Option<f64>,
+}
+
 /// One patient in a caseload.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaseloadItem {
@@ -198,18 +212,54 @@ pub struct CaseloadItem {
     pub display_name: String,
     /// Current phase.
     pub phase: String,
+    /// When the current phase started (the patient's local date).
+    pub phase_started_on: NaiveDate,
+    /// The patient's IANA timezone.
+    pub timezone: String,
     /// The most recent check-in's local date.
     pub last_check_in_date: Option<NaiveDate>,
+    /// Whether the check-in of the patient's local today is in.
+    pub checked_in_today: bool,
+    /// The most recent check-in's values; null before the first check-in.
+    pub latest: Option<LatestCheckIn>,
     /// Unresolved (open or acknowledged) alerts.
     pub open_alerts: usize,
     /// The highest severity among them.
     pub highest_open_severity: Option<String>,
-    /// The current abstinent streak in days.
+    /// Whether an unresolved alert was escalated (not acknowledged in time).
+    pub escalated: bool,
+    /// The current abstinent streak in days, today included (the same count as the
+    /// patient's summary).
     pub days_since_last_use: Option<i64>,
 }
 
-/// The caseload, ordered by risk: the highest unresolved severity first, then the number of
-/// unresolved alerts, then the longest silence.
+impl From<patient_service::CaseloadEntry> for CaseloadItem {
+    fn from(e: patient_service::CaseloadEntry) -> Self {
+        Self {
+            id: e.patient.user_id,
+            display_name: e.user.display_name,
+            phase: e.patient.phase,
+            phase_started_on: e.patient.phase_started_on,
+            timezone: e.user.timezone,
+            last_check_in_date: e.patient.last_check_in_on,
+            checked_in_today: e.checked_in_today,
+            latest: e.latest.map(|l| LatestCheckIn {
+                date: l.date,
+                craving: l.craving,
+                mood: l.mood,
+                sleep_hours: l.sleep_hours,
+            }),
+            open_alerts: e.open_alerts,
+            highest_open_severity: severity_name(e.urgency.severity_rank),
+            escalated: e.urgency.escalated,
+            days_since_last_use: e.days_since_last_use,
+        }
+    }
+}
+
+/// The caseload, ordered by risk: the highest unresolved severity first, then escalated
+/// alerts, then the alert waiting longest for acknowledgement, then the longest time since
+/// the last check-in (never checked in counts as longest), then by name.
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
@@ -238,72 +288,15 @@ pub async fn caseload(
         })?,
         None => 0,
     };
-    let c = caller.clone();
-    let items = state
-        .store
-        .run(move |conn| -> Result<Vec<CaseloadItem>, ApiError> {
-            let only = match c.role {
-                Role::Admin => None,
-                _ => Some(patients::ids_for_counsellor(conn, &c.user_id)?),
-            };
-            let rows = patients::list_with_users(conn, &c.organisation_id, only)?;
-            let ranks = crate::store::alerts::unresolved_ranks(conn, &c.organisation_id)?;
-            let mut items: Vec<(i32, CaseloadItem)> = rows
-                .into_iter()
-                .map(|(p, u)| {
-                    let mine: Vec<i32> = ranks
-                        .iter()
-                        .filter(|(pid, _)| *pid == p.user_id)
-                        .map(|(_, r)| *r)
-                        .collect();
-                    let top = mine.iter().copied().max().unwrap_or(0);
-                    let today = crate::service::check_ins::local_today(&u.timezone);
-                    let ctx = crate::domain::risk::PatientContext {
-                        phase_history: Vec::new(),
-                        last_use_before: match (p.last_use_on, p.enrolment_last_use_on) {
-                            (Some(a), Some(b)) => Some(a.max(b)),
-                            (a, b) => a.or(b),
-                        },
-                        streak_origin: p
-                            .first_check_in_on
-                            .or(p.enrolment_last_use_on.and_then(|d| d.succ_opt())),
-                    };
-                    let days = crate::domain::risk::abstinent_days(
-                        today + chrono::TimeDelta::days(1),
-                        &ctx,
-                    );
-                    (
-                        top,
-                        CaseloadItem {
-                            id: p.user_id,
-                            display_name: u.display_name,
-                            phase: p.phase,
-                            last_check_in_date: p.last_check_in_on,
-                            open_alerts: mine.len(),
-                            highest_open_severity: severity_name(top),
-                            days_since_last_use: days,
-                        },
-                    )
-                })
-                .collect();
-            items.sort_by(|(ra, a), (rb, b)| {
-                rb.cmp(ra)
-                    .then(b.open_alerts.cmp(&a.open_alerts))
-                    .then(a.last_check_in_date.cmp(&b.last_check_in_date))
-                    .then(a.display_name.cmp(&b.display_name))
-                    .then(a.id.cmp(&b.id))
-            });
-            audit::record(
-                conn,
-                &c,
-                audit::Event::other("caseload.read", "patient", None),
-            )?;
-            Ok(items.into_iter().map(|(_, i)| i).collect())
-        })
-        .await?;
+    let items = patient_service::caseload(&state, &caller).await?;
     let limit_us = usize::try_from(limit).unwrap_or(50);
     let total = items.len();
-    let page: Vec<CaseloadItem> = items.into_iter().skip(offset).take(limit_us).collect();
+    let page: Vec<CaseloadItem> = items
+        .into_iter()
+        .skip(offset)
+        .take(limit_us)
+        .map(CaseloadItem::from)
+        .collect();
     let next = (offset + limit_us < total)
         .then(|| super::pagination::cursor(&(offset + limit_us).to_string()));
     Ok(HttpResponse::Ok().json(Page {
@@ -322,14 +315,129 @@ fn severity_name(rank: i32) -> Option<String> {
     }
 }
 
+/// A patient's summary, as the patient sees it in `/v1/me/summary` (counsellors on the care
+/// team, and admins).
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id")),
+    responses(
+        (status = 200, description = "The patient's summary, on the patient's local today", body = Summary),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Patients use /v1/me/summary", body = Problem),
+        (status = 404, description = "No such patient within your reach", body = Problem),
+    )
+)]
+#[get("/patients/{id}/summary")]
+pub async fn patient_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let id = path.into_inner();
+    let c = caller.clone();
+    let s = state
+        .store
+        .run(move |conn| -> Result<Summary, ApiError> {
+            policy::reachable_patient(conn, &c, &id)?;
+            let tz = users::find_user(conn, &id)?
+                .map(|u| u.timezone)
+                .unwrap_or_default();
+            let s = summary(conn, &id, crate::service::check_ins::local_today(&tz))?;
+            audit::record(
+                conn,
+                &c,
+                audit::Event::patient("summary.read", &id, "patient", Some(&id)),
+            )?;
+            Ok(s)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+/// The chart window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TrendParams {
+    /// How many local days, ending today, 1–365 (default 35).
+    pub days: Option<i64>,
+}
+
+/// One local date of a patient's chart; values are null where there was no check-in (or
+/// the question was not answered).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendPoint {
+    /// The patient's local date.
+    pub date: NaiveDate,
+    /// Strongest urge to use, 0–10.
+    pub craving: Option<i32>,
+    /// Mood, 0–10.
+    pub mood: Option<i32>,
+    /// Hours slept.
+    pub sleep_hours: Option<f64>,
+    /// Minutes of exercise.
+    pub exercise_minutes: Option<i32>,
+    /// Meals eaten.
+    pub meals: Option<i32>,
+    /// SOWS total, 0–64.
+    pub withdrawal_score: Option<i32>,
+}
+
+/// Chart data for a patient: one entry per local date of the last `days` days in the
+/// patient's timezone, oldest first (counsellors on the care team, and admins).
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id"), TrendParams),
+    responses(
+        (status = 200, description = "One entry per local date, oldest first, the last one the patient's local today", body = [TrendPoint]),
+        (status = 400, description = "`days` is not from 1 to 365", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Counsellors and admins only", body = Problem),
+        (status = 404, description = "No such patient within your reach", body = Problem),
+    )
+)]
+#[get("/patients/{id}/trends")]
+pub async fn patient_trends(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    q: super::extract::Query<TrendParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Counsellor])?;
+    let days = patient_service::trend_days(q.0.days).map_err(|e| ApiError::BadQuery(vec![e]))?;
+    let entries = patient_service::trends(&state, &caller, path.into_inner(), days).await?;
+    Ok(HttpResponse::Ok().json(
+        entries
+            .into_iter()
+            .map(|d| {
+                let v = d.check_in;
+                TrendPoint {
+                    date: d.date,
+                    craving: v.as_ref().map(|v| v.craving),
+                    mood: v.as_ref().map(|v| v.mood),
+                    sleep_hours: v.as_ref().and_then(|v| v.sleep_hours),
+                    exercise_minutes: v.as_ref().map(|v| v.exercise_minutes),
+                    meals: v.as_ref().map(|v| v.meals),
+                    withdrawal_score: v.as_ref().and_then(|v| v.withdrawal_score),
+                }
+            })
+            .collect::<Vec<TrendPoint>>(),
+    ))
+}
+
 /// A phase change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePatient {
     /// The new phase: `detox`, `treatment`, `aftercare` or `discharged`.
     pub phase: String,
-    /// The local date it started (default: the patient's local today); not in the future.
-    pub phase_started_on: Option<NaiveDate>,
+    /// The patient's local date it started (default: their local today): within the last
+    /// year, not in the future and not before the current phase started.
+    #[serde(alias = "phase_started_on")]
+    pub started_on: Option<NaiveDate>,
 }
 
 /// Move a patient to another treatment phase; the history is kept.
@@ -371,17 +479,13 @@ pub async fn patch_patient(
                 .map(|u| u.timezone)
                 .unwrap_or_default();
             let today = crate::service::check_ins::local_today(&tz);
-            let started = b.phase_started_on.unwrap_or(today);
-            if started > today {
-                return Err(ApiError::field(
-                    "phase_started_on",
-                    "must not be in the future",
-                ));
-            }
+            let started = b.started_on.unwrap_or(today);
+            patient_service::check_past_date("started_on", started, today, 0)
+                .map_err(|e| ApiError::Validation(vec![e]))?;
             let history = patients::phase_history(conn, &id)?;
             if history.last().is_some_and(|h| started < h.started_on) {
                 return Err(ApiError::field(
-                    "phase_started_on",
+                    "started_on",
                     "must not be before the current phase started",
                 ));
             }

@@ -361,13 +361,35 @@ fn enrol_patient(
 ) -> Result<(), ApiError> {
     let today = local_today(&user.timezone);
     let phase = inv.phase.clone().unwrap_or_else(|| "aftercare".into());
+    let history =
+        super::patients::enrolment_history(&phase, inv.phase_started_on, inv.detox_ended_on, today);
+    // The history is read back ordered by start date, then by when it was recorded: spans
+    // starting the same day (detox ended, treatment began) keep their order by being
+    // recorded a millisecond apart.
+    let mut spans = history
+        .into_iter()
+        .enumerate()
+        .map(|(i, (phase, started_on))| {
+            let back = i64::try_from(i).unwrap_or(0) - 3;
+            PhaseChangeRow {
+                id: store::new_id(),
+                patient_id: user.id.clone(),
+                phase,
+                started_on,
+                changed_by: Some(inv.created_by.clone()),
+                created_at: now + TimeDelta::milliseconds(back),
+            }
+        });
+    let Some(first) = spans.next() else {
+        return Err(ApiError::internal("an enrolment history is never empty"));
+    };
     patients::insert(
         conn,
         &PatientRow {
             user_id: user.id.clone(),
             organisation_id: user.organisation_id.clone(),
-            phase: phase.clone(),
-            phase_started_on: today,
+            phase: first.phase.clone(),
+            phase_started_on: first.started_on,
             enrolment_last_use_on: inv.last_use_on,
             risk_overrides: None,
             first_check_in_on: None,
@@ -377,15 +399,11 @@ fn enrol_patient(
             created_at: now,
             country: None,
         },
-        &PhaseChangeRow {
-            id: store::new_id(),
-            patient_id: user.id.clone(),
-            phase,
-            started_on: today,
-            changed_by: Some(inv.created_by.clone()),
-            created_at: now,
-        },
+        &first,
     )?;
+    for span in spans {
+        patients::change_phase(conn, &span)?;
+    }
     // Silence is a signal from the first day: schedule the missed-check-in review.
     let org = accounts::find_organisation(conn, &user.organisation_id)?;
     let policy = super::check_ins::organisation_policy(&org);
@@ -717,6 +735,15 @@ pub struct InvitationRequest {
     pub last_use_date: Option<NaiveDate>,
 }
 
+/// For patient invitations: phase dates from before enrolment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnrolmentDates {
+    /// When the starting phase began.
+    pub phase_started_on: Option<NaiveDate>,
+    /// When they left detox.
+    pub detox_ended_on: Option<NaiveDate>,
+}
+
 /// Creates an invitation and returns it with its code (the only time the code is shown).
 ///
 /// With an idempotency key, a retry (same key, same body) does not create a second
@@ -727,6 +754,18 @@ pub async fn invite(
     state: &AppState,
     caller: &Caller,
     req: InvitationRequest,
+    key: Option<super::idempotency::Key>,
+) -> Result<(InvitationRow, String), ApiError> {
+    invite_with_dates(state, caller, req, EnrolmentDates::default(), key).await
+}
+
+/// [`invite`], with the phase dates of a patient who enrols after their phase began or after
+/// leaving detox elsewhere.
+pub async fn invite_with_dates(
+    state: &AppState,
+    caller: &Caller,
+    req: InvitationRequest,
+    dates: EnrolmentDates,
     key: Option<super::idempotency::Key>,
 ) -> Result<(InvitationRow, String), ApiError> {
     caller.require(&[Role::Admin, Role::Counsellor])?;
@@ -769,6 +808,27 @@ pub async fn invite(
                 "last_use_date",
                 "must not be in the future",
             ));
+        }
+    }
+    if role == "patient" {
+        let phase = req.phase.as_deref().unwrap_or("aftercare");
+        errors.extend(super::patients::check_enrolment_dates(
+            phase,
+            dates.phase_started_on,
+            dates.detox_ended_on,
+            local_today(&caller.timezone),
+        ));
+    } else {
+        for (field, given) in [
+            ("phase_started_on", dates.phase_started_on.is_some()),
+            ("detox_ended_on", dates.detox_ended_on.is_some()),
+        ] {
+            if given {
+                errors.push(FieldError::new(
+                    field,
+                    "applies only to patient invitations",
+                ));
+            }
         }
     }
     if !errors.is_empty() {
@@ -826,6 +886,8 @@ pub async fn invite(
                 used_at: None,
                 used_by: None,
                 created_at: now,
+                phase_started_on: dates.phase_started_on,
+                detox_ended_on: dates.detox_ended_on,
             };
             invitations::insert(conn, &row)?;
             audit::record(

@@ -115,17 +115,9 @@ pub fn context(
         })
         .collect();
     let last_use = check_ins::last_use_before(conn, &p.user_id, date)?;
-    let last_use_before = match (last_use, p.enrolment_last_use_on) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b.filter(|d| *d < date)),
-    };
     let first = check_ins::first_date(conn, &p.user_id)?;
-    let streak_origin = match (first, p.enrolment_last_use_on) {
-        (Some(f), Some(e)) => Some(f.min(e + TimeDelta::days(1))),
-        (Some(f), None) => Some(f),
-        (None, Some(e)) => Some(e + TimeDelta::days(1)),
-        (None, None) => None,
-    };
+    let (last_use_before, streak_origin) =
+        super::patients::use_origin(last_use, p.enrolment_last_use_on, first, date);
     Ok(PatientContext {
         phase_history,
         last_use_before,

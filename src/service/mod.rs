@@ -8,4 +8,5 @@ pub mod audit;
 pub mod check_ins;
 pub mod idempotency;
 pub mod import;
+pub mod patients;
 pub mod sweep;

@@ -316,3 +316,37 @@ pub fn patient_names(
         .into_iter()
         .collect())
 }
+
+/// What the caseload needs of one unresolved alert.
+#[derive(Debug, Clone, Queryable)]
+pub struct CaseloadAlert {
+    pub patient_id: String,
+    pub severity_rank: i32,
+    pub status: String,
+    pub escalated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// The unresolved alerts of an organisation's patients (optionally only these), for the
+/// caseload: one query for the whole page.
+pub fn caseload_alerts(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    only: Option<&[String]>,
+) -> StoreResult<Vec<CaseloadAlert>> {
+    let mut q = alerts::table
+        .filter(alerts::organisation_id.eq(organisation_id.to_owned()))
+        .filter(alerts::status.ne("resolved"))
+        .into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(alerts::patient_id.eq_any(ids.to_vec()));
+    }
+    Ok(q.select((
+        alerts::patient_id,
+        alerts::severity_rank,
+        alerts::status,
+        alerts::escalated_at,
+        alerts::created_at,
+    ))
+    .load(conn)?)
+}

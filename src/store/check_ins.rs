@@ -244,3 +244,73 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[CheckInRow]) -> StoreResult<
     }
     Ok(n)
 }
+
+/// The headline values of a patient's most recent check-in.
+#[derive(Debug, Clone, Queryable)]
+pub struct LatestValues {
+    pub patient_id: String,
+    pub date: NaiveDate,
+    pub craving: i32,
+    pub mood: i32,
+    pub sleep_hours: Option<f64>,
+}
+
+/// The most recent check-in of each of an organisation's patients (optionally only these),
+/// in one query: each patient row already names its last check-in date.
+pub fn latest_values(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    only: Option<&[String]>,
+) -> StoreResult<Vec<LatestValues>> {
+    let mut q = check_ins::table
+        .inner_join(
+            patients::table.on(patients::user_id
+                .eq(check_ins::patient_id)
+                .and(patients::last_check_in_on.eq(check_ins::date.nullable()))),
+        )
+        .filter(patients::organisation_id.eq(organisation_id.to_owned()))
+        .into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(check_ins::patient_id.eq_any(ids.to_vec()));
+    }
+    Ok(q.select((
+        check_ins::patient_id,
+        check_ins::date,
+        check_ins::craving,
+        check_ins::mood,
+        check_ins::sleep_hours,
+    ))
+    .load(conn)?)
+}
+
+/// (patient, date) of the check-ins an organisation's patients (optionally only these) made
+/// on any of `dates`: with the handful of local todays of a caseload, who checked in today.
+pub fn dates_in(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    only: Option<&[String]>,
+    dates: &[NaiveDate],
+) -> StoreResult<Vec<(String, NaiveDate)>> {
+    let mut q = check_ins::table
+        .inner_join(patients::table)
+        .filter(patients::organisation_id.eq(organisation_id.to_owned()))
+        .filter(check_ins::date.eq_any(dates.to_vec()))
+        .into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(check_ins::patient_id.eq_any(ids.to_vec()));
+    }
+    Ok(q.select((check_ins::patient_id, check_ins::date))
+        .load(conn)?)
+}
+
+/// (patient, date) of every check-in of these patients that reported use.
+pub fn use_dates(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+) -> StoreResult<Vec<(String, NaiveDate)>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq_any(patient_ids.to_vec()))
+        .filter(check_ins::used_substance.eq(true))
+        .select((check_ins::patient_id, check_ins::date))
+        .load(conn)?)
+}

@@ -23,6 +23,10 @@ pub struct InvitationRow {
     pub used_at: Option<NaiveDateTime>,
     pub used_by: Option<String>,
     pub created_at: NaiveDateTime,
+    /// Patients only: when the current phase started, if before enrolment.
+    pub phase_started_on: Option<NaiveDate>,
+    /// Patients only: when the patient left detox, if before enrolment.
+    pub detox_ended_on: Option<NaiveDate>,
 }
 
 /// Stores an invitation.

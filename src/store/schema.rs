@@ -79,6 +79,8 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
         used_by -> Nullable<Text>,
         created_at -> Timestamp,
+        phase_started_on -> Nullable<Date>,
+        detox_ended_on -> Nullable<Date>,
     }
 }
 

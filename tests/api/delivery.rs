@@ -640,7 +640,11 @@ async fn an_organisation_shows_its_own_crisis_lines() {
     )
     .await
     .expect(200);
-    let r = self_harm(&app, &patient).await;
+    let r = app
+        .post("/v1/me/sos", patient.t(), &json!({}))
+        .await
+        .expect(202)
+        .body;
     let contacts: Vec<&str> = r["crisis_resources"]
         .as_array()
         .unwrap()

@@ -14,5 +14,6 @@ mod hardening;
 mod helpers;
 mod import;
 mod migrations;
+mod patients;
 mod processes;
 mod rules;
