@@ -650,6 +650,12 @@ fn reach_body(route: &str) -> Option<serde_json::Value> {
         "PATCH /v1/patients/{id}" => Some(json!({"phase": "aftercare"})),
         "PUT /v1/patients/{id}/care-team" => Some(json!({"counsellor_ids": []})),
         "PUT /v1/patients/{id}/risk-policy" => Some(json!({})),
+        "POST /v1/patients/{id}/check-ins/import" => Some(json!({
+            "source": "previous system",
+            "replace": true,
+            "check_ins": [{"date": "2026-11-01", "craving": 2, "mood": 6,
+                           "exercise_minutes": 20, "meals": 3, "used_substance": false}]
+        })),
         "POST /v1/alerts/{id}/acknowledge" => Some(json!({})),
         "POST /v1/alerts/{id}/resolve" => {
             Some(json!({"outcome": "contacted", "note": "Spoke on the phone."}))
@@ -729,6 +735,9 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
         "GET /v1/patients/{id}/check-ins",
         "GET /v1/patients/{id}/risk-policy",
         "PUT /v1/patients/{id}/risk-policy",
+        "GET /v1/patients/{id}/summary",
+        "GET /v1/patients/{id}/trends",
+        "POST /v1/patients/{id}/check-ins/import",
     ];
     let alert_routes = [
         "GET /v1/alerts/{id}",
@@ -872,7 +881,7 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
                 who,
                 route,
                 pat_a.id.clone(),
-                200,
+                if route.starts_with("POST") { 201 } else { 200 },
             ));
         }
     }
