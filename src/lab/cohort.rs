@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::replay::ReplayPatient;
+use super::replay::{Prior, ReplayPatient};
 use crate::domain::policy::{Phase, RiskPolicy};
 use crate::domain::risk::{DayRecord, PhaseSpan};
 
@@ -169,6 +169,7 @@ pub fn patient(rng: &mut StdRng, i: usize, a: Archetype, spec: &CohortSpec) -> S
             enrolled_on: start,
             enrolment_last_use,
             check_ins: records,
+            prior: Prior::default(),
         },
         lapses,
         pre_lapse_from,

@@ -30,8 +30,22 @@ pub struct ReplayPatient {
     pub enrolled_on: NaiveDate,
     /// The last use given at enrolment.
     pub enrolment_last_use: Option<NaiveDate>,
-    /// Check-ins by local date, one per date, oldest first.
+    /// Check-ins by local date, one per date, oldest first. They need only reach back the
+    /// policy's history window before the range; [`Prior`] tells what came before them.
     pub check_ins: Vec<DayRecord>,
+    /// What is known of the history before `check_ins` (all None when it is complete).
+    pub prior: Prior,
+}
+
+/// The facts of the history before the check-ins given, which the engine and the sweep read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prior {
+    /// The patient's first check-in ever.
+    pub first_check_in: Option<NaiveDate>,
+    /// The last check-in before those given.
+    pub last_check_in: Option<NaiveDate>,
+    /// The last check-in reporting use before those given.
+    pub last_use: Option<NaiveDate>,
 }
 
 /// One firing of a rule within a replayed alert.
@@ -201,17 +215,24 @@ pub fn replay_patient(
     if start > to {
         return (Vec::new(), 0);
     }
-    let first_check_in = recs.first().map(|r| r.date);
+    let first_check_in = match (p.prior.first_check_in, recs.first().map(|r| r.date)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 
     // Where the replay starts in the history.
     let mut i = recs.partition_point(|r| r.date < start);
     let mut lo = recs.partition_point(|r| r.date < start - TimeDelta::days(window));
-    let mut last_check_in = i.checked_sub(1).map(|k| recs[k].date);
+    let mut last_check_in = i
+        .checked_sub(1)
+        .map(|k| recs[k].date)
+        .or(p.prior.last_check_in);
     let mut reported_use = recs[..i]
         .iter()
         .rev()
         .find(|r| r.used_substance)
-        .map(|r| r.date);
+        .map(|r| r.date)
+        .or(p.prior.last_use);
     let mut n_spans = spans_until(&p.phase_history, start);
 
     // The sweep's schedule as it stood the day before the replay starts: planned after the
@@ -323,7 +344,11 @@ pub fn summarise(patients: u64, active_days: u64, alerts: Vec<ReplayAlert>) -> R
             0.0
         }
     };
-    let mut counts: BTreeMap<&'static str, (u64, BySeverity, Vec<&str>)> = BTreeMap::new();
+    // Every rule is listed, those that never fired with zeros, so policies compare side by side.
+    let mut counts: BTreeMap<&'static str, (u64, BySeverity, Vec<&str>)> = RuleId::ALL
+        .iter()
+        .map(|r| (r.as_str(), Default::default()))
+        .collect();
     for a in &alerts {
         for f in &a.findings {
             let e = counts.entry(f.rule.as_str()).or_default();
@@ -375,6 +400,7 @@ mod tests {
             enrolled_on: date(1),
             enrolment_last_use: None,
             check_ins,
+            prior: Prior::default(),
         }
     }
 
@@ -392,7 +418,8 @@ mod tests {
         assert!(r.alerts.is_empty());
         assert_eq!(r.patient_weeks, 4.0);
         assert_eq!(r.alerts_per_patient_week, 0.0);
-        assert!(r.per_rule.is_empty());
+        assert_eq!(r.per_rule.len(), RuleId::ALL.len());
+        assert!(r.per_rule.values().all(|s| s.findings == 0 && s.patients == 0));
     }
 
     #[test]
@@ -561,6 +588,28 @@ mod tests {
         let r = replay(&[patient(h)], date(19), date(20), 1);
         assert_eq!(r.alerts[0].severity, Severity::Critical);
         assert_eq!(r.alerts[1].severity, Severity::High);
+    }
+
+    #[test]
+    fn history_before_the_given_check_ins_is_read_from_prior() {
+        // Only the last week is given; the use on the 2nd and the first check-in on the 1st
+        // are known from before: the use on the 20th follows 17 abstinent days (critical).
+        let mut h = days(13, 20);
+        h[7].used_substance = true;
+        let mut p = patient(h);
+        p.prior = Prior {
+            first_check_in: Some(date(1)),
+            last_check_in: Some(date(12)),
+            last_use: Some(date(2)),
+        };
+        let r = replay(&[p.clone()], date(20), date(20), 1);
+        assert_eq!(r.alerts[0].severity, Severity::Critical);
+        // A use five days before: high.
+        p.prior.last_use = Some(date(15));
+        p.check_ins.retain(|d| d.date >= date(16));
+        p.prior.last_check_in = Some(date(15));
+        let r = replay(&[p], date(20), date(20), 1);
+        assert_eq!(r.alerts[0].severity, Severity::High);
     }
 
     #[test]

@@ -7,4 +7,5 @@ pub mod alerts;
 pub mod audit;
 pub mod check_ins;
 pub mod idempotency;
+pub mod lab;
 pub mod sweep;
