@@ -233,6 +233,9 @@ pub fn rule_values(rule: RuleId, d: &DayRecord) -> serde_json::Value {
         RuleId::ExerciseLapsed => json!({"exercise_minutes": d.exercise_minutes}),
         RuleId::MedicationMissed => json!({"took_medication": d.took_medication}),
         RuleId::SupportDisengaged => json!({"attended_support": d.attended_support}),
+        RuleId::Slide => json!({
+            "craving": d.craving, "mood": d.mood, "sleep_hours": d.sleep_hours
+        }),
         RuleId::Sos | RuleId::MissedCheckIns => json!({}),
     };
     let mut v = v;

@@ -2,6 +2,7 @@
 //! I/O, so every rule can be tested at its thresholds without a database.
 
 pub mod check_in;
+pub mod crisis;
 pub mod episode;
 pub mod policy;
 pub mod risk;

@@ -113,13 +113,15 @@ pub enum RuleId {
     MedicationMissed,
     /// No support meetings for a while in aftercare.
     SupportDisengaged,
+    /// A slow slide over a week: craving trending up, mood or sleep trending down.
+    Slide,
     /// No check-ins for days.
     MissedCheckIns,
 }
 
 impl RuleId {
     /// Every rule.
-    pub const ALL: [RuleId; 14] = [
+    pub const ALL: [RuleId; 15] = [
         Self::SelfHarm,
         Self::Sos,
         Self::SubstanceUse,
@@ -133,6 +135,7 @@ impl RuleId {
         Self::ExerciseLapsed,
         Self::MedicationMissed,
         Self::SupportDisengaged,
+        Self::Slide,
         Self::MissedCheckIns,
     ];
 
@@ -152,6 +155,7 @@ impl RuleId {
             Self::ExerciseLapsed => "exercise_lapsed",
             Self::MedicationMissed => "medication_missed",
             Self::SupportDisengaged => "support_disengaged",
+            Self::Slide => "slide",
             Self::MissedCheckIns => "missed_check_ins",
         }
     }
@@ -294,6 +298,22 @@ rule_settings!(
     }
 );
 rule_settings!(
+    /// `slide`: least-squares trends over the last check-ins, the slow slide no single day shows.
+    Slide / SlideOverride {
+        /// How many of the latest check-ins (today's included) the trend is fitted to.
+        window_check_ins: u32,
+        /// Those check-ins must all fall within this many local days ending today.
+        window_days: u32,
+        /// Craving rising by at least this many points across the window fires.
+        craving_rise: u32,
+        /// Mood falling by at least this many points across the window fires.
+        mood_fall: u32,
+        /// Sleep falling by at least this many hours across the window fires (read only when at
+        /// least 5 of the window's check-ins, or all of a smaller window, give sleep_hours).
+        sleep_fall_hours: f64,
+    }
+);
+rule_settings!(
     /// `missed_check_ins`.
     MissedCheckIns / MissedCheckInsOverride {
         /// Missed local days for a warning.
@@ -333,6 +353,9 @@ pub struct Rules {
     pub medication_missed: MedicationMissed,
     /// Support disengaged.
     pub support_disengaged: SupportDisengaged,
+    /// The slow slide. A policy stored before this rule existed reads with its defaults.
+    #[serde(default = "Slide::default_settings")]
+    pub slide: Slide,
     /// Missed check-ins.
     pub missed_check_ins: MissedCheckIns,
 }
@@ -380,6 +403,9 @@ pub struct RulesOverride {
     /// Support disengaged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub support_disengaged: Option<SupportDisengagedOverride>,
+    /// The slow slide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slide: Option<SlideOverride>,
     /// Missed check-ins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed_check_ins: Option<MissedCheckInsOverride>,
@@ -476,6 +502,7 @@ impl Default for RiskPolicy {
                     days: 14,
                     min_check_ins: 7,
                 },
+                slide: Slide::default_settings(),
                 missed_check_ins: MissedCheckIns {
                     enabled: true,
                     warning_after_days: 2,
@@ -484,6 +511,20 @@ impl Default for RiskPolicy {
             },
             escalate_critical_after_minutes: 15,
             escalate_high_after_minutes: 240,
+        }
+    }
+}
+
+impl Slide {
+    /// The organisation default (SPEC §4).
+    pub fn default_settings() -> Self {
+        Self {
+            enabled: true,
+            window_check_ins: 7,
+            window_days: 10,
+            craving_rise: 3,
+            mood_fall: 3,
+            sleep_fall_hours: 2.0,
         }
     }
 }
@@ -665,6 +706,26 @@ impl RiskPolicy {
             "must be at most days",
         );
         c.int(
+            "rules.slide.window_check_ins",
+            r.slide.window_check_ins,
+            3,
+            30,
+        );
+        c.int("rules.slide.window_days", r.slide.window_days, 3, 30);
+        c.rule(
+            "rules.slide.window_days",
+            r.slide.window_days >= r.slide.window_check_ins,
+            "must be at least window_check_ins",
+        );
+        c.int("rules.slide.craving_rise", r.slide.craving_rise, 1, 10);
+        c.int("rules.slide.mood_fall", r.slide.mood_fall, 1, 10);
+        c.rule(
+            "rules.slide.sleep_fall_hours",
+            r.slide.sleep_fall_hours.is_finite()
+                && (0.5..=12.0).contains(&r.slide.sleep_fall_hours),
+            "must be from 0.5 to 12",
+        );
+        c.int(
             "rules.missed_check_ins.warning_after_days",
             r.missed_check_ins.warning_after_days,
             1,
@@ -728,6 +789,7 @@ impl RiskPolicy {
                 exercise_lapsed: m!(exercise_lapsed),
                 medication_missed: m!(medication_missed),
                 support_disengaged: m!(support_disengaged),
+                slide: m!(slide),
                 missed_check_ins: m!(missed_check_ins),
             },
             escalate_critical_after_minutes: o
@@ -752,6 +814,7 @@ impl RiskPolicy {
             r.exercise_lapsed.lookback_days,
             r.medication_missed.consecutive_days,
             r.support_disengaged.days,
+            r.slide.window_days,
         ]
         .into_iter()
         .map(i64::from)
@@ -780,7 +843,12 @@ mod tests {
         assert_eq!(json["rules"]["craving_high"]["threshold"], 8);
         assert_eq!(json["rules"]["halt"]["tired_sleep_below_hours"], 5.0);
         assert_eq!(json["escalate_high_after_minutes"], 240);
-        assert_eq!(json["rules"].as_object().unwrap().len(), 14);
+        assert_eq!(json["rules"].as_object().unwrap().len(), 15);
+        assert_eq!(
+            json["rules"]["slide"],
+            serde_json::json!({"enabled": true, "window_check_ins": 7, "window_days": 10,
+                "craving_rise": 3, "mood_fall": 3, "sleep_fall_hours": 2.0})
+        );
         let back: RiskPolicy = serde_json::from_value(json).unwrap();
         assert_eq!(back, p);
     }
@@ -811,6 +879,38 @@ mod tests {
         p = RiskPolicy::default();
         p.rules.craving_high.threshold = 10;
         assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn slide_settings_are_checked() {
+        let mut p = RiskPolicy::default();
+        p.rules.slide.window_check_ins = 2;
+        p.rules.slide.sleep_fall_hours = 0.0;
+        p.rules.slide.mood_fall = 11;
+        assert_eq!(
+            fields(p.validate()),
+            vec![
+                "rules.slide.window_check_ins",
+                "rules.slide.mood_fall",
+                "rules.slide.sleep_fall_hours"
+            ]
+        );
+        p = RiskPolicy::default();
+        p.rules.slide.window_check_ins = 12;
+        assert_eq!(fields(p.validate()), vec!["rules.slide.window_days"]);
+        p.rules.slide.window_days = 21;
+        assert!(p.validate().is_ok());
+        assert_eq!(p.history_window_days(), 21);
+    }
+
+    #[test]
+    fn a_policy_stored_before_slide_existed_reads_with_its_defaults() {
+        let mut json = serde_json::to_value(RiskPolicy::default()).unwrap();
+        json["rules"]["craving_high"]["threshold"] = 7.into();
+        json["rules"].as_object_mut().unwrap().remove("slide");
+        let p: RiskPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(p.rules.craving_high.threshold, 7, "the rest is kept");
+        assert_eq!(p.rules.slide, Slide::default_settings());
     }
 
     #[test]

@@ -113,7 +113,8 @@ pub struct CheckInResponse {
     pub check_in: CheckIn,
     /// Short supportive messages for what the check-in showed.
     pub support: Vec<SupportMessage>,
-    /// Crisis resources, present when self-harm, SOS or high-risk use was found.
+    /// Crisis resources, present when self-harm, SOS or high-risk use was found: the lines of
+    /// the patient's country (their profile's `country`, else their timezone's).
     pub crisis_resources: Vec<CrisisResource>,
 }
 
@@ -423,9 +424,22 @@ pub struct SosRequest {
 pub struct SosResponse {
     /// The critical alert raised for the care team.
     pub alert_id: String,
-    /// Where to turn right now.
+    /// Where to turn right now: the lines of the patient's country (their profile's `country`,
+    /// else their timezone's), the organisation's own where it keeps them.
     pub crisis_resources: Vec<CrisisResource>,
+    /// Always true in a 202: the critical alert and its deliveries to every counsellor on the
+    /// care team were stored before this answer was sent.
+    pub care_team_told: bool,
+    /// What to show the patient, e.g. "Your care team has been told ...".
+    #[schema(
+        example = "Your care team has been told and will contact you as soon as they can. If you are in danger right now, call your local emergency number — it is listed below."
+    )]
+    pub message: String,
 }
+
+/// What the SOS answer tells the patient. No country-specific number: those are in
+/// `crisis_resources`, chosen for the patient's country.
+pub const SOS_MESSAGE: &str = "Your care team has been told and will contact you as soon as they can. If you are in danger right now, call your local emergency number — it is listed below.";
 
 /// Press SOS: raises a critical alert for the care team at once and returns crisis resources.
 ///
@@ -437,7 +451,7 @@ pub struct SosResponse {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
     request_body(content = SosRequest, description = "Optional; an empty body is accepted"),
     responses(
-        (status = 202, description = "The care team is being alerted", body = SosResponse),
+        (status = 202, description = "The care team has been told (the alert and its deliveries are stored); crisis lines for the patient's country", body = SosResponse),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Patients only", body = Problem),
         (status = 413, description = "Body larger than 64 KiB", body = Problem),
@@ -485,6 +499,8 @@ pub async fn sos(
     Ok(HttpResponse::Accepted().json(SosResponse {
         alert_id: done.alert_id,
         crisis_resources: done.crisis_resources,
+        care_team_told: true,
+        message: SOS_MESSAGE.into(),
     }))
 }
 

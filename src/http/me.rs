@@ -1,7 +1,7 @@
 //! The signed-in user's own account.
 
 use actix_web::{get, patch, post, web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::Json;
@@ -22,6 +22,34 @@ pub struct UpdateMe {
     pub timezone: Option<String>,
     /// New email address.
     pub email: Option<String>,
+    /// Patients only: the country whose crisis lines they are shown (ISO 3166-1 alpha-2, e.g.
+    /// `DE`); `null` goes back to the country of their timezone.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub country: Option<Option<String>>,
+}
+
+/// `Some(None)` for an explicit `null`, so it differs from an omitted field (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The signed-in user, and for a patient the country their crisis lines follow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The user.
+    #[serde(flatten)]
+    pub user: User,
+    /// Patients only: the country set on their profile (ISO 3166-1 alpha-2), `null` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub country: Option<Option<String>>,
+    /// Patients only: the country whose crisis lines they are shown — `country`, else the
+    /// country of their timezone in the IANA zone table; `null` when neither gives one (e.g.
+    /// UTC), and then general advice and findahelpline.com are shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub crisis_country: Option<Option<String>>,
 }
 
 /// A password change.
@@ -34,14 +62,35 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
-async fn load_me(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
+async fn load_me(state: &AppState, caller: &Caller) -> Result<Me, ApiError> {
     let id = caller.user_id.clone();
-    let row = state
+    let (row, patient) = state
         .store
-        .run(move |conn| users::find_user(conn, &id).map_err(ApiError::from))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(row.into())
+        .run(move |conn| -> Result<_, ApiError> {
+            let row = users::find_user(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let patient = if row.role == "patient" {
+                crate::store::patients::find(conn, &id)?
+            } else {
+                None
+            };
+            Ok((row, patient))
+        })
+        .await?;
+    let (country, crisis_country) = match &patient {
+        Some(p) => (
+            Some(p.country.clone()),
+            Some(crate::domain::crisis::patient_country(
+                p.country.as_deref(),
+                &row.timezone,
+            )),
+        ),
+        None => (None, None),
+    };
+    Ok(Me {
+        user: row.into(),
+        country,
+        crisis_country,
+    })
 }
 
 /// The signed-in user.
@@ -49,7 +98,7 @@ async fn load_me(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
     tag = "me",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user", body = User),
+        (status = 200, description = "The user", body = Me),
         (status = 401, description = "Not signed in", body = Problem),
     )
 )]
@@ -58,13 +107,13 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(load_me(&state, &caller).await?))
 }
 
-/// Change the signed-in user's display name, timezone or email.
+/// Change the signed-in user's display name, timezone or email, and a patient's country.
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
     request_body = UpdateMe,
     responses(
-        (status = 200, description = "The updated user", body = User),
+        (status = 200, description = "The updated user", body = Me),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 409, description = "The email is taken", body = Problem),
         (status = 422, description = "Invalid field", body = Problem),
@@ -97,6 +146,27 @@ pub async fn patch_me(
             Err(e) => errors.push(e),
         }
     }
+    let country = match &b.country {
+        None => None,
+        Some(_) if caller.role != crate::auth::Role::Patient => {
+            errors.push(crate::domain::validation::FieldError::new(
+                "country",
+                "only a patient's profile has a country",
+            ));
+            None
+        }
+        Some(None) => Some(None),
+        Some(Some(raw)) => match crate::domain::crisis::parse_country(raw) {
+            Some(code) => Some(Some(code)),
+            None => {
+                errors.push(crate::domain::validation::FieldError::new(
+                    "country",
+                    "must be an ISO 3166-1 alpha-2 country code, e.g. DE",
+                ));
+                None
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -113,6 +183,9 @@ pub async fn patch_me(
                 }
             }
             users::update_user(conn, &c.user_id, &changes)?;
+            if let Some(country) = &country {
+                crate::store::patients::set_country(conn, &c.user_id, country.as_deref())?;
+            }
             if changes.timezone.is_some() && c.role == crate::auth::Role::Patient {
                 crate::service::check_ins::reschedule_missed_review(conn, &c.user_id)?;
             }

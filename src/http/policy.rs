@@ -6,7 +6,11 @@ use utoipa::ToSchema;
 
 use super::extract::Json;
 use crate::auth::{policy, Caller, Role};
+use std::collections::BTreeMap;
+
+use crate::domain::crisis::{self, CrisisResource};
 use crate::domain::policy::{PolicyOverrides, RiskPolicy};
+use crate::domain::validation::FieldError;
 use crate::error::{ApiError, Problem};
 use crate::service::audit;
 use crate::service::check_ins::{organisation_policy, patient_overrides};
@@ -188,21 +192,113 @@ pub async fn put_patient_policy(
     Ok(HttpResponse::Ok().json(result?))
 }
 
-/// The crisis resources patients see at once for self-harm, SOS and high-risk use.
+/// The organisation's crisis resources, as an admin sets them.
 #[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrisisResources {
-    /// 1–10 resources, most important first. An empty list restores the defaults (988, 911,
-    /// naloxone and never-use-alone advice).
-    pub items: Vec<crate::domain::risk::CrisisResource>,
+    /// The default list, 0–10 resources, most important first: shown to patients whose country
+    /// has neither a list below nor a built-in one. Empty: the built-in fallback (call your local
+    /// emergency number, findahelpline.com, naloxone advice).
+    pub items: Vec<CrisisResource>,
+    /// Lists by country (ISO 3166-1 alpha-2, e.g. `"DE"`), 1–10 resources each: shown to the
+    /// patients of that country before any built-in list. Omitted: none.
+    #[serde(default)]
+    pub by_country: BTreeMap<String, Vec<CrisisResource>>,
 }
 
-/// The organisation's crisis resources (staff).
+/// The organisation's crisis resources and the built-in ones, in the order a patient's list is
+/// chosen: `by_country` for their country, else `built_in` for it, else `items`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrisisResourcesView {
+    /// The organisation's default list; the built-in fallback when it keeps none.
+    pub items: Vec<CrisisResource>,
+    /// Whether `items` is the built-in fallback rather than the organisation's own.
+    pub items_built_in: bool,
+    /// The organisation's lists by country.
+    pub by_country: BTreeMap<String, Vec<CrisisResource>>,
+    /// The built-in lists by country, each number checked against its public source.
+    pub built_in: BTreeMap<String, Vec<CrisisResource>>,
+}
+
+fn view(stored: Option<&str>) -> CrisisResourcesView {
+    let own = crisis::OrganisationLists::from_stored(stored);
+    let built_in = crisis::BUILT_IN_COUNTRIES
+        .iter()
+        .filter_map(|c| crisis::built_in(c).map(|l| ((*c).to_owned(), l)))
+        .collect();
+    CrisisResourcesView {
+        items_built_in: own.items.is_empty(),
+        items: if own.items.is_empty() {
+            crisis::fallback()
+        } else {
+            own.items
+        },
+        by_country: own.by_country,
+        built_in,
+    }
+}
+
+fn check_list(errors: &mut Vec<FieldError>, at: &str, items: &[CrisisResource], min: usize) {
+    if items.len() < min || items.len() > 10 {
+        errors.push(FieldError::new(
+            at,
+            format!("must have {min} to 10 resources"),
+        ));
+    }
+    for (i, r) in items.iter().enumerate() {
+        for (name, v, max) in [
+            ("name", &r.name, 100),
+            ("contact", &r.contact, 200),
+            ("description", &r.description, 500),
+        ] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > max {
+                errors.push(FieldError::new(
+                    format!("{at}[{i}].{name}"),
+                    format!("must be 1 to {max} characters"),
+                ));
+            }
+        }
+    }
+}
+
+/// Checks an admin's lists; country codes are upper-cased.
+fn validated(body: CrisisResources) -> Result<crisis::OrganisationLists, ApiError> {
+    let mut errors = Vec::new();
+    check_list(&mut errors, "items", &body.items, 0);
+    let mut by_country = BTreeMap::new();
+    for (code, list) in body.by_country {
+        let at = format!("by_country.{code}");
+        match crisis::parse_country(&code) {
+            Some(c) if by_country.contains_key(&c) => {
+                errors.push(FieldError::new(at, "names a country twice"));
+            }
+            Some(c) => {
+                check_list(&mut errors, &at, &list, 1);
+                by_country.insert(c, list);
+            }
+            None => errors.push(FieldError::new(
+                at,
+                "is not an ISO 3166-1 alpha-2 country code (e.g. DE, GB, US)",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(crisis::OrganisationLists {
+            items: body.items,
+            by_country,
+        })
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// The organisation's crisis resources and the built-in ones (staff).
 #[utoipa::path(
     tag = "organisation",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The resources patients are shown", body = CrisisResources),
+        (status = 200, description = "The lists patients are shown, by country", body = CrisisResourcesView),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Staff only", body = Problem),
     )
@@ -214,27 +310,28 @@ pub async fn get_crisis_resources(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin, Role::Counsellor])?;
     let org = caller.organisation_id.clone();
-    let items = state
+    let stored = state
         .store
         .run(move |conn| -> Result<_, ApiError> {
-            Ok(crate::service::check_ins::crisis_resources(
-                &accounts::find_organisation(conn, &org)?,
-            ))
+            Ok(accounts::find_organisation(conn, &org)?.crisis_resources)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(CrisisResources { items }))
+    Ok(HttpResponse::Ok().json(view(stored.as_deref())))
 }
 
-/// Replace the organisation's crisis resources (admins only), e.g. with local lines.
+/// Replace the organisation's crisis resources (admins only): a default list and lists by
+/// country. A patient is shown the list for their country (their profile's `country`, else
+/// their timezone's): the organisation's, else the built-in one, else the default `items`, else
+/// the built-in fallback. A country code that is not ISO 3166-1 alpha-2 is a 422 naming it.
 #[utoipa::path(
     tag = "organisation",
     security(("bearer" = [])),
     request_body = CrisisResources,
     responses(
-        (status = 200, description = "The resources patients will be shown", body = CrisisResources),
+        (status = 200, description = "The lists patients will be shown", body = CrisisResourcesView),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Admins only", body = Problem),
-        (status = 422, description = "Invalid resources", body = Problem),
+        (status = 422, description = "Invalid resources or country code", body = Problem),
     )
 )]
 #[put("/organisation/crisis-resources")]
@@ -244,38 +341,13 @@ pub async fn put_crisis_resources(
     body: Json<CrisisResources>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
-    let items = body.0.items;
-    let mut errors = Vec::new();
-    if items.len() > 10 {
-        errors.push(crate::domain::validation::FieldError::new(
-            "items",
-            "must have at most 10 resources",
-        ));
-    }
-    for (i, r) in items.iter().enumerate() {
-        for (name, v, max) in [
-            ("name", &r.name, 100),
-            ("contact", &r.contact, 200),
-            ("description", &r.description, 500),
-        ] {
-            let n = v.trim().chars().count();
-            if n == 0 || n > max {
-                errors.push(crate::domain::validation::FieldError::new(
-                    format!("items[{i}].{name}"),
-                    format!("must be 1 to {max} characters"),
-                ));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let json = (!items.is_empty())
-        .then(|| serde_json::to_string(&items))
+    let lists = validated(body.0)?;
+    let json = (!lists.is_empty())
+        .then(|| serde_json::to_string(&lists))
         .transpose()
         .map_err(ApiError::internal)?;
     let c = caller.clone();
-    let items = state
+    let stored = state
         .store
         .transaction(move |conn| -> Result<_, ApiError> {
             accounts::set_crisis_resources(conn, &c.organisation_id, json.as_deref())?;
@@ -288,10 +360,8 @@ pub async fn put_crisis_resources(
                     Some(&c.organisation_id),
                 ),
             )?;
-            Ok(crate::service::check_ins::crisis_resources(
-                &accounts::find_organisation(conn, &c.organisation_id)?,
-            ))
+            Ok(json)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(CrisisResources { items }))
+    Ok(HttpResponse::Ok().json(view(stored.as_deref())))
 }

@@ -375,6 +375,7 @@ fn enrol_patient(
             last_use_on: None,
             missed_check_due_at: None,
             created_at: now,
+            country: None,
         },
         &PhaseChangeRow {
             id: store::new_id(),

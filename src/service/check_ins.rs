@@ -7,6 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 
 use crate::auth::Caller;
 use crate::domain::check_in::{check_date_window, ValidCheckIn};
+use crate::domain::crisis;
 use crate::domain::policy::{Phase, PolicyOverrides, RiskPolicy};
 use crate::domain::risk::{
     self, CrisisResource, DayRecord, Finding, PatientContext, PhaseSpan, SupportMessage,
@@ -64,12 +65,16 @@ pub fn effective_policy(conn: &mut DbConnection, p: &PatientRow) -> Result<RiskP
     Ok(organisation_policy(&org).merged(&patient_overrides(p)))
 }
 
-/// Crisis resources: the organisation's own list, or the defaults.
-pub fn crisis_resources(org: &OrganisationRow) -> Vec<CrisisResource> {
-    org.crisis_resources
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_else(risk::default_crisis_resources)
+/// Crisis resources for a patient, by their country (profile, else timezone): the
+/// organisation's list for it, the built-in one, the organisation's default, the fallback.
+pub fn crisis_resources(
+    org: &OrganisationRow,
+    patient: &PatientRow,
+    timezone: &str,
+) -> Vec<CrisisResource> {
+    let country = crisis::patient_country(patient.country.as_deref(), timezone);
+    crisis::OrganisationLists::from_stored(org.crisis_resources.as_deref())
+        .resolve(country.as_deref())
 }
 
 /// The engine's view of a stored check-in.
@@ -380,7 +385,7 @@ async fn submit_once(
                     ),
                 )?;
                 let crisis = if risk::needs_crisis_resources(&findings) {
-                    crisis_resources(&org)
+                    crisis_resources(&org, &patient, &caller.timezone)
                 } else {
                     Vec::new()
                 };
@@ -432,7 +437,7 @@ async fn submit_once(
                 audit::Event::patient("check_in.write", &caller.user_id, "check_in", Some(&row.id)),
             )?;
             let crisis = if risk::needs_crisis_resources(&findings) {
-                crisis_resources(&org)
+                crisis_resources(&org, &patient, &caller.timezone)
             } else {
                 Vec::new()
             };
@@ -573,7 +578,7 @@ pub async fn sos(
             )?;
             let outcome = SosOutcome {
                 alert_id: alert.id,
-                crisis_resources: crisis_resources(&org),
+                crisis_resources: crisis_resources(&org, &patient, &caller.timezone),
             };
             if let Some(k) = &key {
                 let body = serde_json::to_string(&outcome).map_err(ApiError::internal)?;

@@ -21,6 +21,8 @@ pub struct PatientRow {
     pub last_use_on: Option<NaiveDate>,
     pub missed_check_due_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// ISO 3166-1 alpha-2, for crisis resources; `None`: the country of the timezone.
+    pub country: Option<String>,
 }
 
 /// One entry of the phase history.
@@ -278,4 +280,16 @@ pub fn find_for_update(conn: &mut DbConnection, user_id: &str) -> StoreResult<Op
             .optional()?,
         DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).first(lite).optional()?,
     })
+}
+
+/// Sets (or, with `None`, clears) a patient's country.
+pub fn set_country(
+    conn: &mut DbConnection,
+    user_id: &str,
+    country: Option<&str>,
+) -> StoreResult<()> {
+    diesel::update(patients::table.find(user_id))
+        .set(patients::country.eq(country))
+        .execute(conn)?;
+    Ok(())
 }

@@ -40,6 +40,7 @@ diesel::table! {
         last_use_on -> Nullable<Date>,
         missed_check_due_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        country -> Nullable<Text>,
     }
 }
 

@@ -13,6 +13,7 @@ mod missed_check_ins;
 mod mood_low;
 mod self_harm;
 mod sleep_poor;
+mod slide;
 mod sos;
 mod substance_use;
 mod support;
@@ -26,15 +27,13 @@ use serde::Serialize;
 
 use super::policy::{Phase, RiskPolicy, RuleId, Severity};
 
+pub use super::crisis::CrisisResource;
 pub use context::{patient_context_on, silence_since_on, streak_origin};
 pub use missed_check_ins::{
     missed_check_ins_finding, next_missed_check_in_due, next_missed_check_in_due_after,
 };
 pub use sos::sos_finding;
-pub use support::{
-    default_crisis_resources, needs_crisis_resources, support_messages, CrisisResource,
-    SupportMessage,
-};
+pub use support::{needs_crisis_resources, support_messages, SupportMessage};
 
 /// One check-in's facts, as the rules read them.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -245,6 +244,9 @@ pub fn evaluate_check_in(
             ctx,
             &r.support_disengaged,
         ));
+    }
+    if r.slide.enabled {
+        push(slide::check(current, &days, &r.slide));
     }
     out
 }

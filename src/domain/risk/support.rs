@@ -1,7 +1,7 @@
 //! What the patient sees at once: short supportive messages for what fired, and crisis
 //! resources when it matters. This never waits for a counsellor.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Finding;
@@ -16,22 +16,10 @@ pub struct SupportMessage {
     pub message: String,
 }
 
-/// Somewhere to turn in a crisis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CrisisResource {
-    /// Name, e.g. "988 Suicide & Crisis Lifeline".
-    pub name: String,
-    /// How to reach it, e.g. "Call or text 988".
-    pub contact: String,
-    /// What it is for.
-    pub description: String,
-}
-
 fn message(f: &Finding) -> &'static str {
     match f.rule {
         RuleId::SelfHarm => "Thank you for telling us. You matter, and you don't have to carry this alone — please reach out to one of the crisis lines below right now. Your care team has been told.",
-        RuleId::Sos => "Help is on the way: your care team has been alerted. If you are in danger, call 911 now.",
+        RuleId::Sos => "Your care team has been told. If you are in danger right now, call your local emergency number — it is listed below.",
         RuleId::SubstanceUse if f.severity == Severity::Critical => "Your tolerance is lower than it was — the same amount can now cause an overdose. Please don't use alone, keep naloxone close, and start low. Your counsellor has been told; there is no shame in talking to them.",
         RuleId::SubstanceUse => "A lapse doesn't erase your progress. Please don't use alone and keep naloxone with you. Your counsellor has been told and will want to help, not judge.",
         RuleId::CravingHigh | RuleId::CravingRising => "Cravings rise and fall like waves. Try to wait 15 minutes, breathe slowly, call someone on your support list, or get moving — it will pass.",
@@ -43,14 +31,49 @@ fn message(f: &Finding) -> &'static str {
         RuleId::ExerciseLapsed => "A short walk counts. Moving for even ten minutes can lift your mood and ease cravings.",
         RuleId::MedicationMissed => "Your medication protects you. If something is getting in the way of taking it, your counsellor can help sort it out.",
         RuleId::SupportDisengaged => "It's been a while since your last meeting. Connection is one of the strongest protections in recovery — is there a group you could join this week?",
+        RuleId::Slide => "The last week seems to have been getting harder, a little each day. That is worth noticing early: tell your counsellor how things are going, and lean on the people and routines that help you.",
         RuleId::MissedCheckIns => "We missed you. Checking in helps your team support you.",
     }
 }
 
-/// One message per rule that fired.
+/// Whether a rule's message still fits on a crisis screen. A nudge about meals, meetings,
+/// exercise or sleep reads as if nobody listened when shown beside self-harm thoughts, an SOS
+/// or a dangerous lapse; what speaks to the crisis itself (and to cravings, withdrawal and low
+/// mood, which are part of it) stays.
+fn fits_beside_crisis(rule: RuleId) -> bool {
+    match rule {
+        RuleId::SelfHarm
+        | RuleId::Sos
+        | RuleId::SubstanceUse
+        | RuleId::CravingHigh
+        | RuleId::CravingRising
+        | RuleId::WithdrawalSevere
+        | RuleId::MoodLow => true,
+        RuleId::SleepPoor
+        | RuleId::MealsSkipped
+        | RuleId::Halt
+        | RuleId::ExerciseLapsed
+        | RuleId::MedicationMissed
+        | RuleId::SupportDisengaged
+        | RuleId::Slide
+        | RuleId::MissedCheckIns => false,
+    }
+}
+
+/// One message per rule that fired. In a crisis (see [`needs_crisis_resources`]) the crisis
+/// messages come first and nudges that would read oddly beside them are left out.
 pub fn support_messages(findings: &[Finding]) -> Vec<SupportMessage> {
+    let crisis = needs_crisis_resources(findings);
+    let mut ordered: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| !crisis || fits_beside_crisis(f.rule))
+        .collect();
+    if crisis {
+        // Stable: the crisis findings first, the rest in the engine's order.
+        ordered.sort_by_key(|f| !is_crisis(f));
+    }
     let mut out: Vec<SupportMessage> = Vec::new();
-    for f in findings {
+    for f in ordered {
         if out.iter().any(|m| m.rule == f.rule) {
             continue;
         }
@@ -62,33 +85,14 @@ pub fn support_messages(findings: &[Finding]) -> Vec<SupportMessage> {
     out
 }
 
-/// Whether the crisis resources must be shown now: self-harm, SOS, or critical use.
-pub fn needs_crisis_resources(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| {
-        matches!(f.rule, RuleId::SelfHarm | RuleId::Sos)
-            || (f.rule == RuleId::SubstanceUse && f.severity == Severity::Critical)
-    })
+fn is_crisis(f: &Finding) -> bool {
+    matches!(f.rule, RuleId::SelfHarm | RuleId::Sos)
+        || (f.rule == RuleId::SubstanceUse && f.severity == Severity::Critical)
 }
 
-/// The default crisis resources (United States).
-pub fn default_crisis_resources() -> Vec<CrisisResource> {
-    vec![
-        CrisisResource {
-            name: "988 Suicide & Crisis Lifeline".into(),
-            contact: "Call or text 988".into(),
-            description: "Free, confidential support 24/7 for anyone in emotional distress or a suicidal crisis.".into(),
-        },
-        CrisisResource {
-            name: "Emergency services".into(),
-            contact: "Call 911".into(),
-            description: "If you or someone near you is in immediate danger or may be overdosing.".into(),
-        },
-        CrisisResource {
-            name: "Naloxone and never use alone".into(),
-            contact: "Never Use Alone hotline: 800-484-3731".into(),
-            description: "Keep naloxone (Narcan) with you and never use alone: the hotline stays on the line and sends help if you stop responding.".into(),
-        },
-    ]
+/// Whether the crisis resources must be shown now: self-harm, SOS, or critical use.
+pub fn needs_crisis_resources(findings: &[Finding]) -> bool {
+    findings.iter().any(is_crisis)
 }
 
 #[cfg(test)]
@@ -105,6 +109,72 @@ mod tests {
         f.severity = Severity::High;
         assert!(!needs_crisis_resources(&[f.clone()]));
         assert_eq!(support_messages(&[f.clone(), f]).len(), 1);
-        assert_eq!(default_crisis_resources()[0].contact, "Call or text 988");
+    }
+
+    fn finding(rule: RuleId, severity: Severity) -> Finding {
+        Finding {
+            rule,
+            severity,
+            title: String::new(),
+            explanation: String::new(),
+            evidence: serde_json::json!({}),
+        }
+    }
+
+    fn rules(findings: &[Finding]) -> Vec<RuleId> {
+        support_messages(findings)
+            .into_iter()
+            .map(|m| m.rule)
+            .collect()
+    }
+
+    #[test]
+    fn nudges_are_left_out_beside_a_crisis() {
+        let nudges = [
+            finding(RuleId::SupportDisengaged, Severity::Info),
+            finding(RuleId::ExerciseLapsed, Severity::Info),
+            finding(RuleId::MealsSkipped, Severity::Warning),
+            finding(RuleId::CravingHigh, Severity::Warning),
+        ];
+        assert_eq!(
+            rules(&nudges),
+            vec![
+                RuleId::SupportDisengaged,
+                RuleId::ExerciseLapsed,
+                RuleId::MealsSkipped,
+                RuleId::CravingHigh
+            ],
+            "no crisis: every message"
+        );
+        for crisis in [
+            finding(RuleId::SelfHarm, Severity::Critical),
+            finding(RuleId::Sos, Severity::Critical),
+            finding(RuleId::SubstanceUse, Severity::Critical),
+        ] {
+            let mut all = nudges.to_vec();
+            all.push(crisis.clone());
+            assert_eq!(
+                rules(&all),
+                vec![crisis.rule, RuleId::CravingHigh],
+                "{:?}",
+                crisis.rule
+            );
+        }
+        // A lapse that is high, not critical, is not a crisis screen: the nudges stay.
+        let mut all = nudges.to_vec();
+        all.push(finding(RuleId::SubstanceUse, Severity::High));
+        assert_eq!(rules(&all).len(), 5);
+    }
+
+    #[test]
+    fn no_message_names_a_country_specific_number() {
+        for rule in RuleId::ALL {
+            for severity in [Severity::High, Severity::Critical] {
+                let m = message(&finding(rule, severity));
+                for number in ["911", "988", "999", "112", "000", "111"] {
+                    assert!(!m.contains(number), "{rule:?}: {m}");
+                }
+            }
+        }
     }
 }
