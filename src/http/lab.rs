@@ -112,8 +112,14 @@ pub async fn patient_backtest(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin, Role::Counsellor])?;
     let b = body.0;
-    let result =
-        lab::patient_backtest(&state, &caller, path.into_inner(), b.overrides, b.from, b.to)
-            .await?;
+    let result = lab::patient_backtest(
+        &state,
+        &caller,
+        path.into_inner(),
+        b.overrides,
+        b.from,
+        b.to,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(result))
 }

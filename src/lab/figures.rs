@@ -138,3 +138,70 @@ pub fn measure(cohort: &[SyntheticPatient], assume_resolved_after_days: u32) -> 
         replay: replay::summarise(patients.len() as u64, days, all),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::cohort::{generate, CohortSpec};
+
+    /// Issue 11's targets on the fixed-seed cohort, default policy.
+    #[test]
+    fn the_default_policy_meets_the_targets_on_the_fixed_cohort() {
+        let cohort = generate(&CohortSpec::default());
+        // Alerts resolved the day after they open (the backtest's default, the most alerts).
+        let f = measure(&cohort, 1);
+        assert!(f.pre_lapse_stretches >= 40, "{}", f.pre_lapse_stretches);
+        assert!(
+            f.flagged_share() >= 0.9,
+            "flagged 1-7 days early: {}/{}",
+            f.flagged_early,
+            f.pre_lapse_stretches
+        );
+        assert!(
+            f.never_lapse_alerts_per_patient_week <= 0.5,
+            "never-lapse burden {}",
+            f.never_lapse_alerts_per_patient_week
+        );
+        // A bad stretch is one alert, not one per rule: with the episode left open while a
+        // counsellor works it (a week), a stretch that fires several rules is about one alert.
+        let week = measure(&cohort, 7);
+        assert!(
+            week.rules_per_bad_stretch >= 3.0,
+            "{}",
+            week.rules_per_bad_stretch
+        );
+        assert!(
+            week.alerts_per_bad_stretch <= 1.3,
+            "alerts per bad stretch {}",
+            week.alerts_per_bad_stretch
+        );
+        // Within a day, every rule that fires joins the one alert.
+        for a in &f.replay.alerts {
+            assert!(a.findings.iter().all(|x| x.date >= a.opened_on));
+        }
+        let mut opened: Vec<_> = f
+            .replay
+            .alerts
+            .iter()
+            .map(|a| (&a.patient_id, a.opened_on))
+            .collect();
+        let n = opened.len();
+        opened.dedup();
+        assert_eq!(
+            opened.len(),
+            n,
+            "two alerts opened for one patient on one day"
+        );
+    }
+
+    #[test]
+    fn without_the_slide_rule_slow_slides_go_unseen() {
+        let mut cohort = generate(&CohortSpec::default());
+        for p in &mut cohort {
+            p.history.policy.rules.slide.enabled = false;
+        }
+        let f = measure(&cohort, 1);
+        let (_, n, hit) = f.flagged_by_archetype[0];
+        assert!((hit as f64) < 0.7 * n as f64, "{hit}/{n}");
+    }
+}

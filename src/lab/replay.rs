@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(r.patient_weeks, 4.0);
         assert_eq!(r.alerts_per_patient_week, 0.0);
         assert_eq!(r.per_rule.len(), RuleId::ALL.len());
-        assert!(r.per_rule.values().all(|s| s.findings == 0 && s.patients == 0));
+        assert!(r
+            .per_rule
+            .values()
+            .all(|s| s.findings == 0 && s.patients == 0));
     }
 
     #[test]
@@ -431,17 +434,21 @@ mod tests {
             d.irritability = Some(8);
             d.sleep_hours = Some(4.0);
         });
-        let r = replay(&[patient(h)], date(1), date(14), 1);
+        let r = replay(&[patient(h)], date(1), date(10), 1);
         assert_eq!(r.alerts.len(), 1);
         let a = &r.alerts[0];
         assert_eq!(a.opened_on, date(10));
         assert_eq!(a.severity, Severity::High);
-        assert_eq!(rules(a), ["craving_high", "craving_rising", "halt"]);
+        // (A one-day spike at the end of the window also reads as a least-squares slide.)
+        assert_eq!(
+            rules(a),
+            ["craving_high", "craving_rising", "halt", "slide"]
+        );
         assert!(a.findings.iter().all(|f| f.date == date(10)));
         assert_eq!(r.per_rule["halt"].by_severity.high, 1);
         assert_eq!(r.per_rule["craving_high"].findings, 1);
         assert_eq!(r.per_rule["craving_high"].patients, 1);
-        assert_eq!(r.per_rule["craving_high"].per_patient_week, 0.5);
+        assert_eq!(r.per_rule["craving_high"].per_patient_week, 0.7);
     }
 
     #[test]
@@ -450,12 +457,12 @@ mod tests {
         h[9] = with(10, |d| d.craving = 9);
         h[10] = with(11, |d| d.craving = 9);
         // Resolved the day after it opened: the second day opens a new alert.
-        let r = replay(&[patient(h.clone())], date(1), date(14), 1);
+        let r = replay(&[patient(h.clone())], date(1), date(11), 1);
         assert_eq!(r.alerts.len(), 2);
         assert_eq!(r.alerts[1].opened_on, date(11));
         assert_eq!(r.alerts[1].severity, Severity::High);
         // Still open on the second day: it joins and raises the severity.
-        let r = replay(&[patient(h)], date(1), date(14), 2);
+        let r = replay(&[patient(h)], date(1), date(11), 2);
         assert_eq!(r.alerts.len(), 1);
         let a = &r.alerts[0];
         assert_eq!(a.severity, Severity::High);
@@ -467,8 +474,10 @@ mod tests {
             [
                 ("craving_high", Severity::Warning, date(10)),
                 ("craving_rising", Severity::Warning, date(10)),
+                ("slide", Severity::Warning, date(10)),
                 ("craving_high", Severity::High, date(11)),
                 ("craving_rising", Severity::Warning, date(11)),
+                ("slide", Severity::Warning, date(11)),
             ]
         );
         assert_eq!(r.per_rule["craving_high"].findings, 2);
@@ -567,7 +576,10 @@ mod tests {
         assert_eq!(
             found,
             [
+                // Mood down from 6 to 2: the slide sees the fall before three low days do.
+                ("slide", Severity::Warning, date(15)),
                 ("mood_low", Severity::Warning, date(16)),
+                ("slide", Severity::Warning, date(16)),
                 ("substance_use", Severity::Critical, date(20)),
             ]
         );

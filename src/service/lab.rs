@@ -214,7 +214,12 @@ pub async fn patient_backtest(
             audit::record(
                 conn,
                 &c,
-                audit::Event::patient("risk_policy.backtest", &patient_id, "patient", Some(&patient_id)),
+                audit::Event::patient(
+                    "risk_policy.backtest",
+                    &patient_id,
+                    "patient",
+                    Some(&patient_id),
+                ),
             )?;
             let ids = [patient_id.clone()];
             let patients = load(conn, vec![(p, user)], &base, Some(&overrides), from, to)?;
@@ -289,9 +294,13 @@ fn load(
             }
         }
         let last: HashMap<String, Option<NaiveDate>> =
-            lab_store::last_check_in_before(conn, &ids, start)?.into_iter().collect();
+            lab_store::last_check_in_before(conn, &ids, start)?
+                .into_iter()
+                .collect();
         let used: HashMap<String, Option<NaiveDate>> =
-            lab_store::last_use_before(conn, &ids, start)?.into_iter().collect();
+            lab_store::last_use_before(conn, &ids, start)?
+                .into_iter()
+                .collect();
         for ((p, user), policy) in batch.iter().zip(policies) {
             let id = &p.user_id;
             out.push(ReplayPatient {
@@ -332,7 +341,9 @@ fn outcomes(
     let until = (to + TimeDelta::days(1))
         .and_hms_opt(0, 0, 0)
         .unwrap_or_default();
-    for (rule, status, outcome) in lab_store::alert_outcomes(conn, organisation_id, ids, start, until)? {
+    for (rule, status, outcome) in
+        lab_store::alert_outcomes(conn, organisation_id, ids, start, until)?
+    {
         let o = out.entry(rule).or_default();
         if status != "resolved" {
             o.unresolved += 1;

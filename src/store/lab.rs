@@ -88,7 +88,6 @@ pub fn alert_outcomes(
     if let Some(ids) = ids {
         q = q.filter(alerts::patient_id.eq_any(ids.to_vec()));
     }
-    Ok(q
-        .select((alerts::rule, alerts::status, alerts::outcome))
+    Ok(q.select((alerts::rule, alerts::status, alerts::outcome))
         .load(conn)?)
 }
