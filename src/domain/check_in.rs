@@ -343,6 +343,163 @@ pub fn check_date_window(date: NaiveDate, patient_today: NaiveDate) -> Result<bo
     Ok(date < patient_today)
 }
 
+/// Where a stored check-in came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckInSource {
+    /// Sent by the patient from the app.
+    App,
+    /// Imported by the care team from the clinic's earlier system.
+    Import,
+}
+
+impl CheckInSource {
+    /// The stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Import => "import",
+        }
+    }
+
+    /// Reads the stored text form; anything else is the app's (the column's default).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "import" => Self::Import,
+            _ => Self::App,
+        }
+    }
+}
+
+/// At most this many check-ins in one history import.
+pub const IMPORT_MAX_CHECK_INS: usize = 5000;
+
+/// The longest `source` label of a history import, in characters.
+pub const IMPORT_SOURCE_MAX_CHARS: usize = 100;
+
+/// One entry of a history import as read from the request: its `date` as sent, and its other
+/// fields read into a check-in (or the error that stopped reading them, naming the field
+/// within the entry, e.g. `cravings`).
+#[derive(Debug, Clone)]
+pub struct ImportDraft {
+    /// The `date` member as sent, if any.
+    pub date: Option<serde_json::Value>,
+    /// The check-in fields.
+    pub fields: Result<CheckInInput, FieldError>,
+}
+
+/// A validated history import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidImport {
+    /// The label of the clinic's earlier system, trimmed.
+    pub source: String,
+    /// The check-ins by date: distinct dates, oldest first.
+    pub days: Vec<(NaiveDate, ValidCheckIn)>,
+}
+
+fn import_date(
+    value: Option<&serde_json::Value>,
+    patient_today: NaiveDate,
+) -> Result<NaiveDate, String> {
+    let raw = match value {
+        None | Some(serde_json::Value::Null) => return Err("is required".into()),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err("must be a date like 2026-11-22".into()),
+    };
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| "must be a date like 2026-11-22".to_owned())?;
+    if date > patient_today {
+        return Err(format!(
+            "is in the future (the patient's local today is {patient_today}); only history can be imported"
+        ));
+    }
+    Ok(date)
+}
+
+/// Validates a history import exactly as live check-ins are validated (the same fields and
+/// rules), except that any date up to the patient's local `patient_today` is accepted. Every
+/// error is reported at once, each naming `check_ins[i].field`; a date may appear only once.
+pub fn validate_import(
+    source: &str,
+    drafts: Vec<ImportDraft>,
+    patient_today: NaiveDate,
+) -> Result<ValidImport, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let label = source.trim();
+    if label.is_empty() || label.chars().count() > IMPORT_SOURCE_MAX_CHARS {
+        errors.push(FieldError::new(
+            "source",
+            format!("must be 1 to {IMPORT_SOURCE_MAX_CHARS} characters naming the system the history comes from"),
+        ));
+    }
+    if drafts.is_empty() {
+        errors.push(FieldError::new(
+            "check_ins",
+            "must hold at least one check-in",
+        ));
+        return Err(errors);
+    }
+    if drafts.len() > IMPORT_MAX_CHECK_INS {
+        errors.push(FieldError::new(
+            "check_ins",
+            format!(
+                "must hold at most {IMPORT_MAX_CHECK_INS} check-ins (this request has {}); send the history in several requests",
+                drafts.len()
+            ),
+        ));
+        return Err(errors);
+    }
+    let mut seen = std::collections::HashMap::with_capacity(drafts.len());
+    let mut days = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.into_iter().enumerate() {
+        let at = |field: &str| format!("check_ins[{i}].{field}");
+        let date = match import_date(draft.date.as_ref(), patient_today) {
+            Ok(d) => match seen.insert(d, i) {
+                Some(first) => {
+                    errors.push(FieldError::new(
+                        at("date"),
+                        format!("{d} appears more than once (also check_ins[{first}])"),
+                    ));
+                    seen.insert(d, first);
+                    None
+                }
+                None => Some(d),
+            },
+            Err(message) => {
+                errors.push(FieldError::new(at("date"), message));
+                None
+            }
+        };
+        let valid = match draft.fields {
+            Err(e) => {
+                errors.push(FieldError::new(at(&e.field), e.message));
+                None
+            }
+            Ok(input) => match input.validate() {
+                Ok(v) => Some(v),
+                Err(es) => {
+                    errors.extend(
+                        es.into_iter()
+                            .map(|e| FieldError::new(at(&e.field), e.message)),
+                    );
+                    None
+                }
+            },
+        };
+        if let (Some(d), Some(v)) = (date, valid) {
+            days.push((d, v));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    days.sort_by_key(|(d, _)| *d);
+    Ok(ValidImport {
+        source: label.to_owned(),
+        days,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,5 +643,127 @@ mod tests {
             Ok(false)
         );
         assert!(check_date_window(today + TimeDelta::days(2), today).is_err());
+    }
+
+    fn draft(date: &str, v: serde_json::Value) -> ImportDraft {
+        ImportDraft {
+            date: Some(json!(date)),
+            fields: Ok(parse(v)),
+        }
+    }
+
+    fn import_fields(r: Result<ValidImport, Vec<FieldError>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn an_import_accepts_any_past_date_up_to_today_and_sorts_by_date() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let v = validate_import(
+            "  OldCare EHR ",
+            vec![
+                draft("2026-11-22", base()),
+                draft("2019-02-03", base()),
+                draft("2026-11-21", base()),
+            ],
+            today,
+        )
+        .unwrap();
+        assert_eq!(v.source, "OldCare EHR");
+        let dates: Vec<String> = v.days.iter().map(|(d, _)| d.to_string()).collect();
+        assert_eq!(dates, vec!["2019-02-03", "2026-11-21", "2026-11-22"]);
+        assert_eq!(
+            import_fields(validate_import(
+                "x",
+                vec![draft("2026-11-23", base())],
+                today
+            )),
+            vec!["check_ins[0].date"]
+        );
+    }
+
+    #[test]
+    fn import_errors_name_the_entry_and_are_all_collected() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let mut bad = base();
+        bad["craving"] = json!(11);
+        bad["mood"] = json!(-1);
+        let drafts = vec![
+            draft("2026-11-01", base()),
+            draft("2026-11-02", bad),
+            ImportDraft {
+                date: None,
+                fields: Err(FieldError::new("cravings", "is not a known field")),
+            },
+            draft("2026-11-01", base()),
+            ImportDraft {
+                date: Some(json!("01/11/2026")),
+                fields: Ok(parse(base())),
+            },
+            ImportDraft {
+                date: Some(json!(20261101)),
+                fields: Ok(parse(json!({}))),
+            },
+        ];
+        assert_eq!(
+            import_fields(validate_import("", drafts, today)),
+            vec![
+                "source",
+                "check_ins[1].craving",
+                "check_ins[1].mood",
+                "check_ins[2].date",
+                "check_ins[2].cravings",
+                "check_ins[3].date",
+                "check_ins[4].date",
+                "check_ins[5].date",
+                "check_ins[5].craving",
+                "check_ins[5].mood",
+                "check_ins[5].exercise_minutes",
+                "check_ins[5].meals",
+                "check_ins[5].used_substance",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_import_holds_one_to_5000_check_ins_and_a_short_source() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let many = |n: usize| -> Vec<ImportDraft> {
+            (0..n)
+                .map(|i| draft(&(today - TimeDelta::days(i as i64)).to_string(), base()))
+                .collect()
+        };
+        assert_eq!(
+            validate_import("x", many(5000), today).unwrap().days.len(),
+            5000
+        );
+        assert_eq!(
+            import_fields(validate_import("x", many(5001), today)),
+            vec!["check_ins"]
+        );
+        assert_eq!(
+            import_fields(validate_import("x", Vec::new(), today)),
+            vec!["check_ins"]
+        );
+        assert!(validate_import(&"é".repeat(100), many(1), today).is_ok());
+        assert_eq!(
+            import_fields(validate_import(&"é".repeat(101), many(1), today)),
+            vec!["source"]
+        );
+        assert_eq!(
+            import_fields(validate_import("   ", many(1), today)),
+            vec!["source"]
+        );
+    }
+
+    #[test]
+    fn sources_read_back_as_stored() {
+        for s in [CheckInSource::App, CheckInSource::Import] {
+            assert_eq!(CheckInSource::parse(s.as_str()), s);
+        }
     }
 }

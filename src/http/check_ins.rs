@@ -10,7 +10,7 @@ use super::extract::{Json, Query};
 use super::pagination::{Page, PageParams};
 use super::types::utc;
 use crate::auth::{policy, Caller, Role};
-use crate::domain::check_in::{CheckInInput, Trigger};
+use crate::domain::check_in::{CheckInInput, CheckInSource, Trigger};
 use crate::domain::risk::{self, CrisisResource, SupportMessage};
 use crate::domain::validation::FieldError;
 use crate::error::{ApiError, Problem};
@@ -68,16 +68,25 @@ pub struct CheckIn {
     pub updated_at: DateTime<Utc>,
     /// 1 for the first submission of the date, +1 per correction.
     pub version: i32,
-    /// Submitted for a date before the patient's local today.
+    /// Submitted for a date before the patient's local today (always false for imported
+    /// history, which the patient did not send late).
     pub late: bool,
+    /// Where it came from: `app` (the patient sent it) or `import` (the care team imported it
+    /// from the clinic's earlier system).
+    pub source: CheckInSource,
+    /// For imported check-ins, the label of the system they came from; null otherwise.
+    pub imported_from: Option<String>,
 }
 
 /// Shapes a stored check-in; `late` says whether the date was already past, in the patient's
 /// timezone, when the check-in for it first arrived (a later correction does not change it).
 pub fn view(r: CheckInRow, timezone: &str) -> CheckIn {
     let first_received = r.created_at.and_utc().with_timezone(&service::tz(timezone));
+    let source = CheckInSource::parse(&r.source);
     CheckIn {
-        late: r.date < first_received.date_naive(),
+        late: source == CheckInSource::App && r.date < first_received.date_naive(),
+        source,
+        imported_from: r.imported_from,
         date: r.date,
         craving: r.craving,
         mood: r.mood,

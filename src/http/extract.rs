@@ -144,6 +144,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Reads a JSON value already parsed (one entry of a list, say) into `T`, naming the field,
+/// relative to the value, that does not fit.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize::<_, T>(value)
+        .map_err(|e| field_error(e.path(), &e.inner().to_string()))
+}
+
 fn declared_length(req: &HttpRequest) -> Option<usize> {
     req.headers()
         .get(header::CONTENT_LENGTH)
@@ -151,19 +158,20 @@ fn declared_length(req: &HttpRequest) -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
-/// Reads a whole body of at most [`JSON_LIMIT`] bytes; larger is a 413.
+/// Reads a whole body of at most `limit` bytes; larger is a 413.
 async fn read_limited(
     declared: Option<usize>,
     mut payload: Payload,
+    limit: usize,
 ) -> Result<actix_web::web::Bytes, ApiError> {
-    if declared.is_some_and(|n| n > JSON_LIMIT) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge);
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
             .map_err(|_| ApiError::BadRequest("The request body could not be read.".into()))?;
-        if body.len() + chunk.len() > JSON_LIMIT {
+        if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
@@ -176,14 +184,15 @@ async fn json_body(
     json: bool,
     declared: Option<usize>,
     payload: Payload,
+    limit: usize,
 ) -> Result<actix_web::web::Bytes, ApiError> {
-    if declared.is_some_and(|n| n > JSON_LIMIT) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge);
     }
     if !json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    read_limited(declared, payload).await
+    read_limited(declared, payload, limit).await
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -195,23 +204,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let declared = declared_length(req);
         let payload = payload.take();
         Box::pin(async move {
-            let body = json_body(json, declared, payload).await?;
+            let body = json_body(json, declared, payload, JSON_LIMIT).await?;
             parse_json(&body).map(Json)
         })
     }
 }
 
 /// A JSON body for a creating `POST`, with its optional `Idempotency-Key` (the header's key and
-/// the hash of the exact body bytes), so a retry can be recognised.
+/// the hash of the exact body bytes), so a retry can be recognised. `LIMIT` is the largest
+/// body accepted, in bytes: [`JSON_LIMIT`] unless a route needs more (a history import).
 #[derive(Debug)]
-pub struct IdempotentJson<T> {
+pub struct IdempotentJson<T, const LIMIT: usize = JSON_LIMIT> {
     /// The parsed body.
     pub body: T,
     /// The request's idempotency key, if it sent one.
     pub key: Option<crate::service::idempotency::Key>,
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for IdempotentJson<T, LIMIT> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -224,7 +234,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
             .map(|v| v.to_str().map(str::to_owned));
         let payload = payload.take();
         Box::pin(async move {
-            let bytes = json_body(json, declared, payload).await?;
+            let bytes = json_body(json, declared, payload, LIMIT).await?;
             let header = match header {
                 Some(Ok(v)) => Some(v),
                 Some(Err(_)) => {
@@ -253,7 +263,11 @@ impl FromRequest for LimitedBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let declared = declared_length(req);
         let payload = payload.take();
-        Box::pin(async move { read_limited(declared, payload).await.map(LimitedBody) })
+        Box::pin(async move {
+            read_limited(declared, payload, JSON_LIMIT)
+                .await
+                .map(LimitedBody)
+        })
     }
 }
 

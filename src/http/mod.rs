@@ -7,6 +7,7 @@ pub mod auth;
 pub mod check_ins;
 pub mod extract;
 pub mod health;
+pub mod import;
 pub mod invitations;
 pub mod lab;
 pub mod me;
@@ -54,6 +55,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(patients::patch_patient)
                 .service(patients::put_care_team)
                 .service(check_ins::patient_check_ins)
+                .service(import::import_check_ins)
                 .service(policy::get_patient_policy)
                 .service(policy::put_patient_policy)
                 .service(policy::get_org_policy)

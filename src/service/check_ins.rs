@@ -6,7 +6,7 @@
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 
 use crate::auth::Caller;
-use crate::domain::check_in::{check_date_window, ValidCheckIn};
+use crate::domain::check_in::{check_date_window, CheckInSource, ValidCheckIn};
 use crate::domain::crisis;
 use crate::domain::policy::{Phase, PolicyOverrides, RiskPolicy};
 use crate::domain::risk::{
@@ -252,6 +252,8 @@ pub fn new_row(
         created_at: now,
         updated_at: now,
         version: 1,
+        source: CheckInSource::App.as_str().into(),
+        imported_from: None,
     }
 }
 

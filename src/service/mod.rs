@@ -7,5 +7,6 @@ pub mod alerts;
 pub mod audit;
 pub mod check_ins;
 pub mod idempotency;
+pub mod import;
 pub mod lab;
 pub mod sweep;

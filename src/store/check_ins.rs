@@ -38,7 +38,15 @@ pub struct CheckInRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i32,
+    /// `app` (the patient's phone) or `import` (history from the clinic's earlier system).
+    pub source: String,
+    /// For imported check-ins, the label of the system they came from.
+    pub imported_from: Option<String>,
 }
+
+/// How many check-ins one multi-row `INSERT` carries: 500 rows of 28 columns stay well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 500;
 
 /// Finds the check-in of one date.
 pub fn find(
@@ -190,4 +198,49 @@ pub fn update_patient_dates(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// The (date, id, created_at, version) of the check-ins with `from <= date <= to`, oldest
+/// first, for deciding which dates of an import already have one (index-served, no values read).
+pub fn keys_in_range(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> StoreResult<Vec<(NaiveDate, String, NaiveDateTime, i32)>> {
+    Ok(check_ins::table
+        .filter(check_ins::patient_id.eq(patient_id))
+        .filter(check_ins::date.ge(from))
+        .filter(check_ins::date.le(to))
+        .order(check_ins::date.asc())
+        .select((
+            check_ins::date,
+            check_ins::id,
+            check_ins::created_at,
+            check_ins::version,
+        ))
+        .load(conn)?)
+}
+
+/// Deletes check-ins by id, in chunks.
+pub fn delete_ids(conn: &mut DbConnection, ids: &[String]) -> StoreResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        n += diesel::delete(check_ins::table.filter(check_ins::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Inserts many check-ins with multi-row `INSERT`s of [`INSERT_CHUNK`] rows each. Diesel's
+/// multi-connection cannot build a multi-row `INSERT`, so each backend's own connection does.
+pub fn insert_many(conn: &mut DbConnection, rows: &[CheckInRow]) -> StoreResult<usize> {
+    let mut n = 0;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let insert = diesel::insert_into(check_ins::table).values(chunk);
+        n += match conn {
+            DbConnection::Postgresql(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(n)
 }

@@ -166,6 +166,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> Integer,
+        source -> Text,
+        imported_from -> Nullable<Text>,
     }
 }
 

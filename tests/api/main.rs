@@ -10,5 +10,6 @@ mod demo;
 mod foundation;
 mod hardening;
 mod helpers;
+mod import;
 mod processes;
 mod rules;
