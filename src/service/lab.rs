@@ -307,11 +307,16 @@ fn load(
                 patient_id: id.clone(),
                 policy,
                 phase_history: phases.remove(id).unwrap_or_default(),
-                enrolled_on: p
-                    .created_at
-                    .and_utc()
-                    .with_timezone(&tz(&user.timezone))
-                    .date_naive(),
+                // In care from enrolment, or from the first check-in imported from the
+                // clinic's earlier system when that is earlier.
+                enrolled_on: {
+                    let enrolled = p
+                        .created_at
+                        .and_utc()
+                        .with_timezone(&tz(&user.timezone))
+                        .date_naive();
+                    p.first_check_in_on.map_or(enrolled, |f| f.min(enrolled))
+                },
                 enrolment_last_use: p.enrolment_last_use_on,
                 check_ins: check_ins.remove(id).unwrap_or_default(),
                 prior: Prior {

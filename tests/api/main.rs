@@ -11,5 +11,6 @@ mod foundation;
 mod hardening;
 mod helpers;
 mod import;
+mod lab;
 mod processes;
 mod rules;
