@@ -441,14 +441,14 @@ pub struct SosResponse {
     pub care_team_told: bool,
     /// What to show the patient, e.g. "Your care team has been told ...".
     #[schema(
-        example = "Your care team has been told and will contact you as soon as they can. If you are in danger right now, call your local emergency number — it is listed below."
+        example = "Your care team has been told. If you are in danger right now, call your local emergency number — it is listed below."
     )]
     pub message: String,
 }
 
 /// What the SOS answer tells the patient. No country-specific number: those are in
 /// `crisis_resources`, chosen for the patient's country.
-pub const SOS_MESSAGE: &str = "Your care team has been told and will contact you as soon as they can. If you are in danger right now, call your local emergency number — it is listed below.";
+pub const SOS_MESSAGE: &str = "Your care team has been told. If you are in danger right now, call your local emergency number — it is listed below.";
 
 /// Press SOS: raises a critical alert for the care team at once and returns crisis resources.
 ///

@@ -589,8 +589,14 @@ async fn an_organisation_shows_its_own_crisis_lines() {
         .get("/v1/organisation/crisis-resources", counsellor.t())
         .await
         .expect(200);
-    assert_eq!(defaults.body["items"][0]["contact"], "Call or text 988");
-    let local = json!({"items": [{"name": "Harbour crisis team", "contact": "Call 555-0100, 24/7", "description": "Our own on-call counsellor."}]});
+    assert_eq!(
+        defaults.body["built_in"]["US"][0]["contact"],
+        "Call or text 988"
+    );
+    assert_eq!(defaults.body["items_built_in"], true);
+    // The clinic's own line for its patients in the United States (a default list would reach
+    // only patients of countries without a built-in list).
+    let local = json!({"items": [], "by_country": {"US": [{"name": "Harbour crisis team", "contact": "Call 555-0100, 24/7", "description": "Our own on-call counsellor."}]}});
     app.put("/v1/organisation/crisis-resources", counsellor.t(), &local)
         .await
         .expect_problem(403);
@@ -603,6 +609,15 @@ async fn an_organisation_shows_its_own_crisis_lines() {
         .await
         .expect_problem(422);
     assert_eq!(bad.error_fields(), vec!["items[0].name"]);
+    let bad = app
+        .put(
+            "/v1/organisation/crisis-resources",
+            admin.t(),
+            &json!({"items": [], "by_country": {"US": [{"name": "", "contact": "x", "description": "y"}]}}),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(bad.error_fields(), vec!["by_country.US[0].name"]);
     app.put("/v1/organisation/crisis-resources", admin.t(), &local)
         .await
         .expect(200);

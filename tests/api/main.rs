@@ -5,6 +5,7 @@
 
 mod auth;
 mod core_loop;
+mod crisis;
 mod delivery;
 mod demo;
 mod foundation;

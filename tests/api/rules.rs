@@ -560,20 +560,35 @@ async fn medication_not_prescribed_is_never_missed() {
     }
 }
 
+/// Moves the start of `patient`'s current phase back to `date`. No endpoint takes a past start
+/// date yet (invitations are gaining `phase_started_on`), so the record is changed directly.
+fn phase_started_on(app: &TestApp, patient: &Login, date: NaiveDate) {
+    app.sql(&format!(
+        "UPDATE patients SET phase_started_on = '{date}' WHERE user_id = '{id}';
+         UPDATE phase_changes SET started_on = '{date}' WHERE patient_id = '{id}';",
+        id = patient.id
+    ));
+}
+
 #[tokio::test]
 async fn seven_check_ins_in_aftercare_without_a_meeting_are_flagged() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient_in(&counsellor, NEW_YORK, "aftercare").await;
+    phase_started_on(&app, &patient, day(-20));
     // The same answers from a patient still in treatment never raise it: the rule is about
     // keeping up support after treatment ends.
     let in_treatment = app.patient_in(&counsellor, NEW_YORK, "treatment").await;
+    phase_started_on(&app, &in_treatment, day(-20));
+    // Nor from one who entered aftercare today: fourteen days without a meeting have not
+    // passed yet.
+    let new_in_aftercare = app.patient_in(&counsellor, NEW_YORK, "aftercare").await;
 
-    // Six check-ins, none with a meeting: one short of the seven needed.
+    // Six check-ins answering no: one short of the seven needed.
+    let no = calm_with(json!({"attended_support": false}));
     for n in -6..=-1 {
-        let body = calm_with(json!({"attended_support": false}));
-        let r = check_in(&app, &patient, day(n), &body).await;
+        let r = check_in(&app, &patient, day(n), &no).await;
         assert_quiet(
             &app,
             &counsellor,
@@ -583,11 +598,24 @@ async fn seven_check_ins_in_aftercare_without_a_meeting_are_flagged() {
             &format!("after day {n}"),
         )
         .await;
-        check_in(&app, &in_treatment, day(n), &body).await;
+        check_in(&app, &in_treatment, day(n), &no).await;
+        check_in(&app, &new_in_aftercare, day(n), &no).await;
     }
 
-    // The seventh (not answering the question is not going either).
+    // A seventh check-in that leaves the question out says nothing about meetings.
     let r = check_in(&app, &patient, day(0), &calm()).await;
+    assert_quiet(
+        &app,
+        &counsellor,
+        &patient,
+        &r,
+        "support_disengaged",
+        "after an unanswered seventh",
+    )
+    .await;
+
+    // Answering it (no) is the seventh answer.
+    let r = app.checkin(&patient, day(0), &no).await.expect(200);
     let a = the_alert(
         &app,
         &counsellor,
@@ -604,27 +632,27 @@ async fn seven_check_ins_in_aftercare_without_a_meeting_are_flagged() {
         explanation.contains("14 days") && explanation.contains(&from),
         "{explanation}"
     );
-    assert_eq!(
-        a["evidence"],
-        json!({"from": from, "to": day(0).to_string(), "check_ins": 7, "days": 14})
-    );
+    assert_eq!(a["evidence"]["from"], from);
+    assert_eq!(a["evidence"]["to"], day(0).to_string());
+    assert_eq!(a["evidence"]["check_ins"], 7);
+    assert_eq!(a["evidence"]["days"], 14);
+    assert_eq!(a["evidence"]["aftercare_since"], day(-20).to_string());
+    assert_eq!(a["evidence"]["answered"].as_array().unwrap().len(), 7);
 
-    let r = check_in(&app, &in_treatment, day(0), &calm()).await;
-    assert_quiet(
-        &app,
-        &counsellor,
-        &in_treatment,
-        &r,
-        "support_disengaged",
-        "in treatment",
-    )
-    .await;
+    for (who, what) in [
+        (&in_treatment, "in treatment"),
+        (&new_in_aftercare, "in aftercare since today"),
+    ] {
+        let r = check_in(&app, who, day(0), &no).await;
+        assert_quiet(&app, &counsellor, who, &r, "support_disengaged", what).await;
+    }
 }
 
 #[tokio::test]
 async fn a_support_meeting_within_fourteen_days_keeps_the_patient_engaged() {
     let app = spawn_app().await;
     let (counsellor, patient) = clinic(&app, "aftercare").await;
+    phase_started_on(&app, &patient, day(-20));
 
     // A meeting a week ago, then seven check-ins without one: the meeting is still inside the
     // 14-day window, so eight check-ins raise nothing.
