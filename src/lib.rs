@@ -20,6 +20,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod lab;
 pub mod metrics;
 pub mod openapi;
 pub mod service;

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod import;
 pub mod invitations;
+pub mod lab;
 pub mod me;
 pub mod organisation;
 pub mod pagination;
@@ -61,6 +62,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(policy::put_patient_policy)
                 .service(policy::get_org_policy)
                 .service(policy::put_org_policy)
+                .service(lab::organisation_backtest)
+                .service(lab::patient_backtest)
                 .service(policy::get_crisis_resources)
                 .service(policy::put_crisis_resources)
                 .service(stream::alert_stream)

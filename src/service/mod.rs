@@ -8,5 +8,6 @@ pub mod audit;
 pub mod check_ins;
 pub mod idempotency;
 pub mod import;
+pub mod lab;
 pub mod patients;
 pub mod sweep;

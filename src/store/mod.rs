@@ -309,6 +309,7 @@ pub mod check_ins;
 pub mod deliveries;
 pub mod idempotency;
 pub mod invitations;
+pub mod lab;
 pub mod patients;
 pub mod sessions;
 

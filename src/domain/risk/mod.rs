@@ -2,6 +2,7 @@
 //! to findings. One module per rule; each finding carries the rule's id, a human explanation
 //! and the evidence (dates and values) so a counsellor can always answer "why did this fire?".
 
+mod context;
 mod craving_high;
 mod craving_rising;
 mod exercise_lapsed;
@@ -27,6 +28,7 @@ use serde::Serialize;
 use super::policy::{Phase, RiskPolicy, RuleId, Severity};
 
 pub use super::crisis::CrisisResource;
+pub use context::{patient_context_on, silence_since_on, streak_origin};
 pub use missed_check_ins::{
     missed_check_ins_finding, next_missed_check_in_due, next_missed_check_in_due_after,
 };
