@@ -104,8 +104,22 @@ pub fn context(
     p: &PatientRow,
     date: NaiveDate,
 ) -> Result<PatientContext, ApiError> {
-    let history = patients::phase_history(conn, &p.user_id)?;
-    let phase_history = history
+    let phase_history = phase_spans(conn, &p.user_id)?;
+    let last_use = check_ins::last_use_before(conn, &p.user_id, date)?;
+    let first = check_ins::first_date(conn, &p.user_id)?;
+    // The same pure function the backtest replay builds its context with.
+    Ok(risk::patient_context_on(
+        date,
+        phase_history,
+        first,
+        p.enrolment_last_use_on,
+        last_use,
+    ))
+}
+
+/// The patient's phases as the engine reads them, oldest first.
+fn phase_spans(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<PhaseSpan>, ApiError> {
+    Ok(patients::phase_history(conn, patient_id)?
         .iter()
         .filter_map(|h| {
             Phase::parse(&h.phase).map(|phase| PhaseSpan {
@@ -113,16 +127,7 @@ pub fn context(
                 started_on: h.started_on,
             })
         })
-        .collect();
-    let last_use = check_ins::last_use_before(conn, &p.user_id, date)?;
-    let first = check_ins::first_date(conn, &p.user_id)?;
-    let (last_use_before, streak_origin) =
-        super::patients::use_origin(last_use, p.enrolment_last_use_on, first, date);
-    Ok(PatientContext {
-        phase_history,
-        last_use_before,
-        streak_origin,
-    })
+        .collect())
 }
 
 /// When the sweep should next look at this patient for missed check-ins.
@@ -143,15 +148,13 @@ pub fn silence_since(
         .and_utc()
         .with_timezone(&tz(timezone))
         .date_naive();
-    let last = patient.last_check_in_on.unwrap_or(enrolled);
-    let history = patients::phase_history(conn, &patient.user_id)?;
-    let readmitted = match history.as_slice() {
-        [.., before, now] if before.phase == "discharged" && now.phase != "discharged" => {
-            Some(now.started_on)
-        }
-        _ => None,
-    };
-    Ok(readmitted.map_or(last, |r| last.max(r)))
+    let history = phase_spans(conn, &patient.user_id)?;
+    // The same pure function the backtest replay measures silences with.
+    Ok(risk::silence_since_on(
+        patient.last_check_in_on,
+        enrolled,
+        &history,
+    ))
 }
 
 /// Re-plans a patient's missed-check-in review after something it depends on changed (the

@@ -3,7 +3,7 @@
 //!
 //! The rules live here so that every view computes them the same way: the caseload, the
 //! patient's own summary and the staff summary all count `days_since_last_use` through
-//! [`use_origin`], which the risk engine's context uses too.
+//! `domain::risk::patient_context_on`, which the risk engine's context uses too.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
 use crate::auth::{Caller, Role};
-use crate::domain::risk::{self, PatientContext};
+use crate::domain::risk;
 use crate::domain::validation::FieldError;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -120,30 +120,6 @@ pub fn enrolment_history(
     history
 }
 
-/// Where the abstinent streak starts, as of the day before `before`: the most recent use
-/// (from check-ins or given at enrolment) and the streak origin when no use is known (the
-/// first check-in, or the day after the last use given at enrolment).
-///
-/// The risk engine's context and every summary derive the streak from this one function.
-pub fn use_origin(
-    reported_use_before: Option<NaiveDate>,
-    enrolment_last_use_on: Option<NaiveDate>,
-    first_check_in_on: Option<NaiveDate>,
-    before: NaiveDate,
-) -> (Option<NaiveDate>, Option<NaiveDate>) {
-    let last_use_before = match (reported_use_before, enrolment_last_use_on) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b.filter(|d| *d < before)),
-    };
-    let streak_origin = match (first_check_in_on, enrolment_last_use_on) {
-        (Some(f), Some(e)) => Some(f.min(e + TimeDelta::days(1))),
-        (Some(f), None) => Some(f),
-        (None, Some(e)) => Some(e + TimeDelta::days(1)),
-        (None, None) => None,
-    };
-    (last_use_before, streak_origin)
-}
-
 /// Days of the current abstinent streak on the patient's local `today`, today included (null
 /// before any check-in or known last use).
 ///
@@ -156,17 +132,13 @@ pub fn days_since_last_use(
     first_check_in_on: Option<NaiveDate>,
 ) -> Option<i64> {
     let tomorrow = today + TimeDelta::days(1);
-    let (last_use_before, streak_origin) = use_origin(
-        reported_use_on.filter(|d| *d <= today),
-        enrolment_last_use_on,
-        first_check_in_on,
+    let ctx = risk::patient_context_on(
         tomorrow,
+        Vec::new(),
+        first_check_in_on,
+        enrolment_last_use_on,
+        reported_use_on.filter(|d| *d <= today),
     );
-    let ctx = PatientContext {
-        phase_history: Vec::new(),
-        last_use_before,
-        streak_origin,
-    };
     risk::abstinent_days(tomorrow, &ctx).map(|d| d.max(0))
 }
 
