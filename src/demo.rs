@@ -342,6 +342,22 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
             spec.timezone,
         )
         .await?;
+        // The patient joined when their history starts, as a real one would have: silences
+        // count from enrolment, never from before it.
+        let enrolled = service::check_ins::local_midnight_utc(
+            spec.timezone,
+            today - TimeDelta::days(spec.days),
+        );
+        let id = patient_id.clone();
+        state
+            .store
+            .run(move |conn| -> Result<usize, ApiError> {
+                Ok(diesel::update(schema::patients::table.find(id))
+                    .set(schema::patients::created_at.eq(enrolled))
+                    .execute(conn)?)
+            })
+            .await
+            .map_err(|e| explain("cannot date the enrolment", e))?;
         let patient = caller(&patient_id, &organisation_id, Role::Patient, spec.timezone);
         check_ins += history(state, &mut rng, spec, &patient, counsellor, today).await?;
         if spec.story == Story::Sos {

@@ -1062,8 +1062,8 @@ async fn the_sweep_notices_a_patient_who_stopped_checking_in() {
     // The silent patient's last check-in was three local days ago, and the sweep is due.
     let last = local_day(NEW_YORK, -3);
     app.sql(&format!(
-        "UPDATE patients SET last_check_in_on = '{last}', missed_check_due_at = '2000-01-01 00:00:00' \
-         WHERE user_id = '{}'",
+        "UPDATE patients SET last_check_in_on = '{last}', missed_check_due_at = '2000-01-01 00:00:00', \
+         created_at = '2026-01-01 00:00:00' WHERE user_id = '{}'",
         silent.id
     ));
 
@@ -1101,8 +1101,8 @@ async fn the_sweep_notices_a_patient_who_stopped_checking_in() {
     // Two more silent days: the same alert is raised to high, not duplicated.
     let last = local_day(NEW_YORK, -5);
     app.sql(&format!(
-        "UPDATE patients SET last_check_in_on = '{last}', missed_check_due_at = '2000-01-01 00:00:00' \
-         WHERE user_id = '{}'",
+        "UPDATE patients SET last_check_in_on = '{last}', missed_check_due_at = '2000-01-01 00:00:00', \
+         created_at = '2026-01-01 00:00:00' WHERE user_id = '{}'",
         silent.id
     ));
     aftercare::service::sweep::run_once(&app.state)

@@ -54,6 +54,19 @@ async fn the_demo_clinic_shows_the_whole_loop() {
         .get("/v1/alerts?status=open&limit=200", admin.t())
         .await
         .expect(200);
+    // Episodes: one open alert per patient, and a bad stretch holds several rules.
+    let items = r.body["items"].as_array().unwrap();
+    let patients: HashSet<&str> = items
+        .iter()
+        .map(|a| a["patient_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(patients.len(), items.len(), "one open alert per patient");
+    assert!(
+        items
+            .iter()
+            .any(|a| a["findings"].as_array().unwrap().len() >= 3),
+        "some episode holds three or more rules"
+    );
     let open: HashSet<(String, String)> = r.body["items"]
         .as_array()
         .unwrap()
@@ -77,7 +90,10 @@ async fn the_demo_clinic_shows_the_whole_loop() {
             "no open {severity} {rule} finding in {open:?}"
         );
     }
+    // The sliding patient's slow slide is flagged by `slide`, inside the same episode as the
+    // rest of their bad stretch.
     for rule in [
+        "slide",
         "craving_high",
         "mood_low",
         "sleep_poor",

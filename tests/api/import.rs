@@ -299,3 +299,44 @@ async fn only_the_care_team_and_admins_import_and_at_most_5000_at_once() {
     assert_eq!(total.body["items"].as_array().unwrap().len(), 200);
     assert!(app.alerts_of(&admin, &patient).await.is_empty());
 }
+
+#[tokio::test]
+async fn history_that_ended_weeks_before_enrolment_is_not_a_silence() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+
+    // The clinic's earlier system has 30 days that ended three weeks ago; the patient joined
+    // aftercare today.
+    app.post(
+        &path(&patient),
+        counsellor.t(),
+        &json!({"source": "OldCare EHR", "check_ins": history(30, -21)}),
+    )
+    .await
+    .expect(201);
+    app.sql(&format!(
+        "UPDATE patients SET missed_check_due_at = '2000-01-01 00:00:00' WHERE user_id = '{}'",
+        patient.id
+    ));
+    let report = aftercare::service::sweep::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(report.missed_check_ins, 0);
+    assert!(app.alerts_of(&counsellor, &patient).await.is_empty());
+
+    // Silent since they enrolled, the clock runs as for anyone.
+    app.sql(&format!(
+        "UPDATE patients SET created_at = '{}', missed_check_due_at = '2000-01-01 00:00:00' \
+         WHERE user_id = '{}'",
+        local_day(TZ, -3).and_hms_opt(12, 0, 0).unwrap(),
+        patient.id
+    ));
+    let report = aftercare::service::sweep::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(report.missed_check_ins, 1);
+    let alerts = app.alerts_of(&counsellor, &patient).await;
+    assert_eq!(alerts[0]["rule"], "missed_check_ins");
+}

@@ -44,15 +44,17 @@ pub fn streak_origin(
     }
 }
 
-/// The date the silence clock starts from: the last check-in (or the enrolment date), or the
-/// return to care when the latest phase change brought the patient back from discharge (a
-/// patient back in care is not "missing" the months they were discharged).
+/// The date the silence clock starts from: the last check-in, but never before the patient
+/// enrolled (history imported from a clinic's earlier system, or check-ins sent for the days
+/// before joining, are not days the patient went quiet on aftercare), or the return to care
+/// when the latest phase change brought the patient back from discharge (a patient back in
+/// care is not "missing" the months they were discharged).
 pub fn silence_since_on(
     last_check_in: Option<NaiveDate>,
     enrolled_on: NaiveDate,
     phase_history: &[PhaseSpan],
 ) -> NaiveDate {
-    let last = last_check_in.unwrap_or(enrolled_on);
+    let last = last_check_in.map_or(enrolled_on, |l| l.max(enrolled_on));
     let readmitted = match phase_history {
         [.., before, now]
             if before.phase == Phase::Discharged && now.phase != Phase::Discharged =>
@@ -110,6 +112,8 @@ mod tests {
         let h = [span(Phase::Aftercare, 1), span(Phase::Discharged, 5)];
         assert_eq!(silence_since_on(Some(date(4)), date(1), &h), date(4));
         assert_eq!(silence_since_on(None, date(2), &h), date(2));
+        // History from before enrolment does not start the clock early.
+        assert_eq!(silence_since_on(Some(date(1)), date(3), &h), date(3));
         let h = [
             span(Phase::Aftercare, 1),
             span(Phase::Discharged, 5),
