@@ -656,6 +656,7 @@ fn reach_body(route: &str) -> Option<serde_json::Value> {
             "check_ins": [{"date": "2026-11-01", "craving": 2, "mood": 6,
                            "exercise_minutes": 20, "meals": 3, "used_substance": false}]
         })),
+        "POST /v1/patients/{id}/risk-policy/backtest" => Some(json!({"overrides": {}})),
         "POST /v1/alerts/{id}/acknowledge" => Some(json!({})),
         "POST /v1/alerts/{id}/resolve" => {
             Some(json!({"outcome": "contacted", "note": "Spoke on the phone."}))
@@ -738,6 +739,7 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
         "GET /v1/patients/{id}/summary",
         "GET /v1/patients/{id}/trends",
         "POST /v1/patients/{id}/check-ins/import",
+        "POST /v1/patients/{id}/risk-policy/backtest",
     ];
     let alert_routes = [
         "GET /v1/alerts/{id}",
@@ -881,7 +883,7 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
                 who,
                 route,
                 pat_a.id.clone(),
-                if route.starts_with("POST") { 201 } else { 200 },
+                if route.ends_with("/import") { 201 } else { 200 },
             ));
         }
     }
