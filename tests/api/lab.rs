@@ -302,3 +302,90 @@ async fn backtests_are_for_staff_within_reach_and_validated() {
     let r = app.post(org, admin.t(), &b).await.expect_problem(422);
     assert_eq!(r.error_fields(), ["assume_resolved_after_days"]);
 }
+
+#[tokio::test]
+async fn live_check_ins_and_the_backtest_agree_on_the_same_history() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let c = app.counsellor(&admin).await;
+    let code = app
+        .invite(
+            &c,
+            json!({"role": "patient", "last_use_date": local_day(TZ, -40)}),
+        )
+        .await;
+    let p = app.register(&code, "agree", TZ).await;
+
+    // A week sliding live, oldest first: craving up a point a day, mood and sleep falling,
+    // two days of skipped meals, then use after weeks of abstinence.
+    for d in -6..=0i64 {
+        let k = d + 6;
+        let mut body = calm_with(json!({
+            "craving": 1 + k,
+            "mood": 8 - k,
+            "sleep_hours": 8.0 - 0.5 * k as f64,
+        }));
+        if d == -3 || d == -2 {
+            body["meals"] = json!(1);
+        }
+        if d == 0 {
+            body["used_substance"] = json!(true);
+            body["substances"] = json!(["fentanyl"]);
+        }
+        app.checkin(&p, local_day(TZ, d), &body).await;
+    }
+    let live = app.alerts_of(&c, &p).await;
+    assert_eq!(live.len(), 1, "one episode live");
+    let live = &live[0];
+
+    let mut body = backtest_body(&p, -6, 0);
+    body["assume_resolved_after_days"] = json!(30);
+    let r = app
+        .post("/v1/organisation/risk-policy/backtest", admin.t(), &body)
+        .await
+        .expect(200);
+    let replayed = r.body["alerts"].as_array().unwrap();
+    assert_eq!(replayed.len(), 1, "one episode replayed: {}", r.text);
+    assert_eq!(replayed[0]["severity"], live["severity"]);
+
+    // Rule by rule: the same days, the same count, the same severity.
+    let fired = findings(&r);
+    let mut live_rules: Vec<(String, String, String, String, i64)> = live["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                f["severity"].as_str().unwrap().to_owned(),
+                f["first_seen_on"].as_str().unwrap().to_owned(),
+                f["last_seen_on"].as_str().unwrap().to_owned(),
+                f["occurrences"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    live_rules.sort();
+    let mut replay_rules: Vec<(String, String, String, String, i64)> = Vec::new();
+    for rule in replayed[0]["rules"].as_array().unwrap() {
+        let rule = rule.as_str().unwrap();
+        let mine: Vec<&(String, String, String)> =
+            fired.iter().filter(|(r, _, _)| r == rule).collect();
+        let severity = ["critical", "high", "warning", "info"]
+            .into_iter()
+            .find(|s| mine.iter().any(|(_, sev, _)| sev == s))
+            .unwrap();
+        replay_rules.push((
+            rule.to_owned(),
+            severity.to_owned(),
+            mine.iter().map(|f| f.2.clone()).min().unwrap(),
+            mine.iter().map(|f| f.2.clone()).max().unwrap(),
+            mine.len() as i64,
+        ));
+    }
+    replay_rules.sort();
+    assert_eq!(live_rules, replay_rules);
+    let rules: Vec<&str> = live_rules.iter().map(|r| r.0.as_str()).collect();
+    for expected in ["slide", "meals_skipped", "substance_use"] {
+        assert!(rules.contains(&expected), "{rules:?}");
+    }
+}
