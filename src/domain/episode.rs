@@ -151,6 +151,16 @@ impl Episode {
         self.findings.iter().any(EpisodeFinding::holds)
     }
 
+    /// The highest severity among the findings that still hold (what escalation is timed
+    /// by), if any holds.
+    pub fn holding_severity(&self) -> Option<Severity> {
+        self.findings
+            .iter()
+            .filter(|f| f.holds())
+            .map(|f| f.severity)
+            .max()
+    }
+
     /// Total occurrences across findings.
     pub fn occurrences(&self) -> i32 {
         self.findings.iter().map(|f| f.occurrences).sum()
@@ -187,7 +197,8 @@ impl Episode {
                         o.insert("earlier_presses".into(), serde_json::Value::Array(earlier));
                     }
                     x.evidence = evidence;
-                } else if f.severity >= x.severity {
+                } else if f.severity >= x.severity || !x.holds() {
+                    // A rule corrected away that fires again is told by its new firing.
                     x.severity = f.severity;
                     x.title = f.title.clone();
                     x.explanation = f.explanation.clone();
@@ -206,8 +217,8 @@ impl Episode {
 
     /// The patient corrected the check-in of `on` and `rule` no longer fires for it: the
     /// finding stays, marked corrected with the corrected answers beside its evidence.
-    /// Returns whether a finding was marked (only one last seen on that date: a rule that
-    /// also fired later still holds).
+    /// Returns whether a finding was marked: only one that fired on that date alone (a rule
+    /// that also fired on other days still holds from them).
     pub fn correct(
         &mut self,
         rule: RuleId,
@@ -218,7 +229,7 @@ impl Episode {
         match self
             .findings
             .iter_mut()
-            .find(|x| x.rule == rule && x.last_seen_on == on && x.holds())
+            .find(|x| x.rule == rule && x.first_seen_on == on && x.last_seen_on == on && x.holds())
         {
             Some(x) => {
                 x.corrected_at = Some(at);
@@ -373,6 +384,48 @@ mod tests {
             serde_json::json!([{"message": "first"}, {"message": "second"}])
         );
         assert_eq!(e.findings[0].occurrences, 3);
+    }
+
+    #[test]
+    fn a_rule_that_also_fired_on_another_day_still_holds_after_one_day_is_corrected() {
+        let mut e = Episode::open(
+            &finding(RuleId::SubstanceUse, Severity::Critical, "mon"),
+            day(2),
+        );
+        e.join(
+            &finding(RuleId::SubstanceUse, Severity::High, "wed"),
+            day(4),
+        );
+        let wednesday = DayRecord {
+            date: day(4),
+            ..Default::default()
+        };
+        let at = day(4).and_hms_opt(10, 0, 0).unwrap();
+        assert!(!e.correct(RuleId::SubstanceUse, day(4), &wednesday, at));
+        assert!(e.holds());
+        assert_eq!(e.holding_severity(), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn a_corrected_rule_firing_again_is_told_by_the_new_firing() {
+        let mut e = Episode::open(&finding(RuleId::CravingHigh, Severity::High, "tue"), day(3));
+        e.join(&finding(RuleId::MoodLow, Severity::Warning, "mood"), day(3));
+        let at = day(3).and_hms_opt(10, 0, 0).unwrap();
+        let tuesday = DayRecord {
+            date: day(3),
+            ..Default::default()
+        };
+        assert!(e.correct(RuleId::CravingHigh, day(3), &tuesday, at));
+        // What still holds times the escalation: the warning.
+        assert_eq!(e.holding_severity(), Some(Severity::Warning));
+        e.join(
+            &finding(RuleId::CravingHigh, Severity::Warning, "fri"),
+            day(6),
+        );
+        let f = &e.findings[0];
+        assert!(f.holds());
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.evidence["tag"], "fri");
     }
 
     #[test]

@@ -167,6 +167,7 @@ pub fn patient(rng: &mut StdRng, i: usize, a: Archetype, spec: &CohortSpec) -> S
             policy: RiskPolicy::default(),
             phase_history: phases,
             enrolled_on: start,
+            joined_on: start,
             enrolment_last_use,
             check_ins: records,
             prior: Prior::default(),

@@ -26,8 +26,12 @@ pub struct ReplayPatient {
     pub policy: RiskPolicy,
     /// Phases, oldest first.
     pub phase_history: Vec<PhaseSpan>,
-    /// The local date the patient enrolled (the silence clock's first origin).
+    /// The first local date the patient is in care for the replay (enrolment, or an earlier
+    /// imported check-in).
     pub enrolled_on: NaiveDate,
+    /// The local date the patient joined aftercare: as live, a silence never counts from
+    /// before it (imported history that ended before enrolment is not a silence).
+    pub joined_on: NaiveDate,
     /// The last use given at enrolment.
     pub enrolment_last_use: Option<NaiveDate>,
     /// Check-ins by local date, one per date, oldest first. They need only reach back the
@@ -239,7 +243,7 @@ pub fn replay_patient(
     // last check-in (or enrolment), then stepped as the sweep stepped it, unrecorded.
     let discharged = |n: usize| n > 0 && p.phase_history[n - 1].phase == Phase::Discharged;
     let silence = |last: Option<NaiveDate>, n: usize| {
-        risk::silence_since_on(last, p.enrolled_on, &p.phase_history[..n])
+        risk::silence_since_on(last, p.joined_on, &p.phase_history[..n])
     };
     let sweep = |last: NaiveDate, today: NaiveDate| {
         let finding = risk::missed_check_ins_finding(last, today, policy);
@@ -398,6 +402,7 @@ mod tests {
                 started_on: date(1),
             }],
             enrolled_on: date(1),
+            joined_on: date(1),
             enrolment_last_use: None,
             check_ins,
             prior: Prior::default(),
@@ -628,6 +633,7 @@ mod tests {
     fn nothing_before_enrolment_or_outside_the_range() {
         let mut p = patient(days(10, 20));
         p.enrolled_on = date(10);
+        p.joined_on = date(10);
         p.check_ins[2].craving = 9;
         let r = replay(&[p.clone()], date(1), date(11), 1);
         assert!(r.alerts.is_empty());

@@ -201,9 +201,10 @@ pub fn record(
     }
     alert.updated_at = now;
     let severity = episode.severity();
-    if rose {
-        // More serious than what the counsellor acknowledged: it needs them again, and the
-        // escalation clock starts over from this moment at the new severity.
+    let holding = episode.holding_severity();
+    if rose || (sos && alert.status == "acknowledged") {
+        // More serious than what the counsellor acknowledged, or the patient pressed SOS
+        // again: it needs them again, and the escalation clock starts over from this moment.
         if alert.status == "acknowledged" {
             alert.status = "open".into();
             alert.acknowledged_at = None;
@@ -211,12 +212,22 @@ pub fn record(
         }
         alert.escalation_due_at = escalation_due(severity, policy, now);
     } else if alert.status == "open"
-        && alert.escalation_due_at.is_none()
         && alert.escalated_at.is_none()
+        && alert.escalation_due_at.is_none()
         && !seen.is_empty()
     {
-        // Corrected away earlier, and something holds again.
-        alert.escalation_due_at = escalation_due(severity, policy, now);
+        // Corrected away earlier (or only lesser findings held), and something more
+        // serious holds again: timed by what holds.
+        alert.escalation_due_at = holding.and_then(|h| escalation_due(h, policy, now));
+    }
+    if !corrected.is_empty()
+        && alert.status == "open"
+        && alert.escalated_at.is_none()
+        && holding < Some(severity)
+    {
+        // The most serious finding was corrected away: what still holds sets the clock (a
+        // retracted report of use no longer pages the team in 15 minutes for a warning).
+        alert.escalation_due_at = holding.and_then(|h| escalation_due(h, policy, now));
     }
     if !episode.holds() {
         // Nothing the patient now says supports it: it stops escalating, but stays for a

@@ -8,6 +8,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 use crate::auth::Caller;
 use crate::domain::check_in::{check_date_window, CheckInSource, ValidCheckIn};
 use crate::domain::crisis;
+use crate::domain::episode::rule_values;
 use crate::domain::policy::{Phase, PolicyOverrides, RiskPolicy};
 use crate::domain::risk::{
     self, CrisisResource, DayRecord, Finding, PatientContext, PhaseSpan, SupportMessage,
@@ -422,8 +423,28 @@ async fn submit_once(
                 .into_iter()
                 .map(|f| with_note(f, row.note.as_deref()))
                 .collect();
+            // An edit re-evaluates the day, but a finding is news only when the new answers
+            // change it: a rule that did not fire before, fires more seriously, or whose own
+            // answers changed (craving 9 corrected to 10 is reported again). What the earlier
+            // answers raised was told then; an edited note must not raise a resolved alert
+            // again.
+            let before_record = previous.as_ref().map(day_record);
+            let before: Vec<Finding> = before_record
+                .as_ref()
+                .map(|p| risk::evaluate_check_in(p, &history, &ctx, &policy))
+                .unwrap_or_default();
+            let now_record = day_record(&row);
             let mut seen: Vec<alert_service::Seen<'_>> = findings
                 .iter()
+                .filter(|f| {
+                    let told = before
+                        .iter()
+                        .any(|b| b.rule == f.rule && b.severity >= f.severity);
+                    let same_answers = before_record.as_ref().is_some_and(|p| {
+                        rule_values(f.rule, p) == rule_values(f.rule, &now_record)
+                    });
+                    !(told && same_answers)
+                })
                 .map(|finding| alert_service::Seen { finding, on: date })
                 .collect();
             seen.extend(revealed.iter().map(|(later, finding)| alert_service::Seen {
@@ -558,6 +579,25 @@ pub async fn sos(
     message: Option<String>,
     key: Option<super::idempotency::Key>,
 ) -> Result<SosOutcome, ApiError> {
+    // A press at the moment a check-in (or the sweep) opens the patient's episode races it
+    // for the one unresolved alert; the loser rolled back whole and simply runs again, so a
+    // patient in crisis never gets a conflict.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sos_once(state, caller, message.clone(), key.clone()).await {
+            Err(ApiError::Conflict(_)) if attempt < 4 => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn sos_once(
+    state: &AppState,
+    caller: &Caller,
+    message: Option<String>,
+    key: Option<super::idempotency::Key>,
+) -> Result<SosOutcome, ApiError> {
     let caller = caller.clone();
     let settings = state.settings.clone();
     state
@@ -569,7 +609,9 @@ pub async fn sos(
                 }
             }
             let now = store::now();
-            let patient = patients::find(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            // Locked like a check-in, so one patient's actions reach their episode in turn.
+            let patient =
+                patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
             let finding = risk::sos_finding(message.as_deref());

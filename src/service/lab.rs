@@ -303,20 +303,19 @@ fn load(
                 .collect();
         for ((p, user), policy) in batch.iter().zip(policies) {
             let id = &p.user_id;
+            let joined = p
+                .created_at
+                .and_utc()
+                .with_timezone(&tz(&user.timezone))
+                .date_naive();
             out.push(ReplayPatient {
                 patient_id: id.clone(),
                 policy,
                 phase_history: phases.remove(id).unwrap_or_default(),
                 // In care from enrolment, or from the first check-in imported from the
                 // clinic's earlier system when that is earlier.
-                enrolled_on: {
-                    let enrolled = p
-                        .created_at
-                        .and_utc()
-                        .with_timezone(&tz(&user.timezone))
-                        .date_naive();
-                    p.first_check_in_on.map_or(enrolled, |f| f.min(enrolled))
-                },
+                enrolled_on: p.first_check_in_on.map_or(joined, |f| f.min(joined)),
+                joined_on: joined,
                 enrolment_last_use: p.enrolment_last_use_on,
                 check_ins: check_ins.remove(id).unwrap_or_default(),
                 prior: Prior {

@@ -84,6 +84,13 @@ pub fn alert_outcomes(
         .filter(alerts::organisation_id.eq(organisation_id.to_owned()))
         .filter(alerts::created_at.ge(from))
         .filter(alerts::created_at.lt(until))
+        // Alerts carried over into another episode by the upgrade were resolved by no one:
+        // they are not a counsellor's judgement.
+        .filter(
+            alerts::status
+                .ne("resolved")
+                .or(alerts::resolved_by.is_not_null()),
+        )
         .into_boxed();
     if let Some(ids) = ids {
         q = q.filter(alerts::patient_id.eq_any(ids.to_vec()));

@@ -377,3 +377,72 @@ async fn the_inbox_filters_by_status_severity_rule_and_what_changed_since() {
         assert_eq!(r.error_fields(), vec![field], "{q}");
     }
 }
+
+#[tokio::test]
+async fn an_edited_note_does_not_raise_a_resolved_alert_again_but_an_sos_reopens_one() {
+    let app = spawn_app().await;
+    let (_, counsellor, patient) = clinic(&app).await;
+    let today = local_day(NEW_YORK, 0);
+    let answers = |note: &str| calm_with(json!({"self_harm_thoughts": true, "note": note}));
+    app.checkin(&patient, today, &answers("a bad night"))
+        .await
+        .expect(201);
+    let id = app.alerts_of(&counsellor, &patient).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/v1/alerts/{id}/resolve"),
+        counsellor.t(),
+        &json!({"outcome": "contacted", "note": "Called; safety plan in place."}),
+    )
+    .await
+    .expect(200);
+
+    // The patient adds to their note: nothing new was reported, nobody is paged again.
+    app.checkin(&patient, today, &answers("a bad night, better now"))
+        .await
+        .expect(200);
+    let alerts = app.alerts_of(&counsellor, &patient).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["status"], "resolved");
+
+    // A new finding opens a new episode; an SOS press on it once acknowledged opens it
+    // again with its escalation clock restarted.
+    app.checkin(
+        &patient,
+        today,
+        &calm_with(json!({"self_harm_thoughts": true, "craving": 9, "note": "worse"})),
+    )
+    .await
+    .expect(200);
+    let alerts = app.alerts_of(&counsellor, &patient).await;
+    assert_eq!(alerts.len(), 2);
+    let new_id = alerts[0]["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/alerts/{new_id}/acknowledge"),
+        counsellor.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let sos = app
+        .post("/v1/me/sos", patient.t(), &json!({"message": "please"}))
+        .await
+        .expect(202);
+    assert_eq!(sos.body["alert_id"], new_id.as_str());
+    let a = app
+        .get(&format!("/v1/alerts/{new_id}"), counsellor.t())
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(a["status"], "open");
+    app.sql(&format!(
+        "UPDATE alerts SET escalation_due_at = '2000-01-01 00:00:00' WHERE id = '{new_id}' \
+         AND escalation_due_at IS NOT NULL"
+    ));
+    let report = aftercare::service::sweep::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(report.escalated, 1, "the press restarted its escalation");
+}
