@@ -94,10 +94,14 @@ pub struct Seen<'a> {
     pub on: NaiveDate,
 }
 
-/// A correction of one check-in: the findings of its date that no longer fire are marked.
-pub struct Correction<'a> {
-    /// The corrected check-in, as the engine reads it.
-    pub record: &'a crate::domain::risk::DayRecord,
+/// A correction as one date sees it: the findings of that date that no longer fire are
+/// marked (the corrected check-in itself, or a later one whose pattern it no longer completes).
+pub struct Correction {
+    /// The date whose findings are judged again.
+    pub on: NaiveDate,
+    /// The corrected check-in, as the engine reads it (its answers are shown beside the
+    /// evidence; its date may be earlier than `on`).
+    pub record: crate::domain::risk::DayRecord,
     /// The rules that still fire for it after the correction.
     pub still_firing: Vec<RuleId>,
 }
@@ -113,7 +117,7 @@ pub fn record(
     settings: &Settings,
     patient: &crate::store::patients::PatientRow,
     seen: &[Seen<'_>],
-    correction: Option<Correction<'_>>,
+    corrections: &[Correction],
     check_in_date: Option<NaiveDate>,
     policy: &RiskPolicy,
     now: NaiveDateTime,
@@ -170,7 +174,7 @@ pub fn record(
     let mut episode = episode_of(&alert);
     let before = episode.severity();
     let mut corrected = Vec::new();
-    if let Some(c) = &correction {
+    for c in corrections {
         let rules: Vec<RuleId> = episode
             .findings
             .iter()
@@ -179,7 +183,7 @@ pub fn record(
             .filter(|r| !c.still_firing.contains(r))
             .collect();
         for r in rules {
-            if episode.correct(r, c.record.date, c.record, now) {
+            if episode.correct(r, c.on, &c.record, now) {
                 corrected.push(r.as_str());
             }
         }
@@ -286,7 +290,7 @@ pub fn raise(
     now: NaiveDateTime,
 ) -> Result<(AlertRow, Raised), ApiError> {
     let seen = [Seen { finding, on }];
-    record(conn, settings, patient, &seen, None, None, policy, now)?
+    record(conn, settings, patient, &seen, &[], None, policy, now)?
         .ok_or_else(|| ApiError::internal("a finding raised no alert"))
 }
 

@@ -399,7 +399,8 @@ async fn submit_once(
                     crisis_resources: crisis,
                 });
             }
-            let revealed = revealed_later(conn, &patient, &row, previous.as_ref(), &policy)?;
+            let (revealed, later_corrections) =
+                revealed_later(conn, &patient, &row, previous.as_ref(), &policy)?;
 
             let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
             let last = patient.last_check_in_on.map_or(date, |l| l.max(date));
@@ -453,17 +454,22 @@ async fn submit_once(
             }));
             // A correction: what the earlier answers of this date raised and the new ones no
             // longer support is marked corrected on the episode, never dropped.
-            let record = day_record(&row);
-            let correction = previous.as_ref().map(|_| alert_service::Correction {
-                record: &record,
-                still_firing: findings.iter().map(|f| f.rule).collect(),
-            });
+            let mut corrections: Vec<alert_service::Correction> = previous
+                .as_ref()
+                .map(|_| alert_service::Correction {
+                    on: date,
+                    record: day_record(&row),
+                    still_firing: findings.iter().map(|f| f.rule).collect(),
+                })
+                .into_iter()
+                .collect();
+            corrections.extend(later_corrections);
             alert_service::record(
                 conn,
                 &settings,
                 &patient,
                 &seen,
-                correction,
+                &corrections,
                 Some(date),
                 &policy,
                 now,
@@ -497,14 +503,18 @@ async fn submit_once(
 /// a pattern over consecutive dates that it completes (the middle day of a run sent last,
 /// after the phone was offline) or makes more severe. Each later check-in is evaluated with
 /// and without the new answer; only what the new answer changes is returned, with the later
-/// date, so a finding already raised is not counted again.
+/// date, so a finding already raised is not counted again. For a correction, also what each
+/// later date still raises, so a pattern the corrected day no longer completes (a run of low
+/// mood it was part of) is marked corrected too.
+type Revealed = (Vec<(NaiveDate, Finding)>, Vec<alert_service::Correction>);
+
 fn revealed_later(
     conn: &mut DbConnection,
     patient: &PatientRow,
     row: &CheckInRow,
     previous: Option<&CheckInRow>,
     policy: &RiskPolicy,
-) -> Result<Vec<(NaiveDate, Finding)>, ApiError> {
+) -> Result<Revealed, ApiError> {
     let window = policy.history_window_days();
     let later = check_ins::range(
         conn,
@@ -513,7 +523,7 @@ fn revealed_later(
         row.date + TimeDelta::days(window),
     )?;
     if later.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let span: Vec<DayRecord> = check_ins::range(
         conn,
@@ -526,6 +536,7 @@ fn revealed_later(
     .collect();
     let before = previous.map(day_record);
     let mut out = Vec::new();
+    let mut corrections = Vec::new();
     for l in &later {
         let history = |with_new: bool| -> Vec<DayRecord> {
             span.iter()
@@ -540,6 +551,13 @@ fn revealed_later(
         let current = day_record(l);
         let with = risk::evaluate_check_in(&current, &history(true), &ctx, policy);
         let without = risk::evaluate_check_in(&current, &history(false), &ctx, policy);
+        if previous.is_some() {
+            corrections.push(alert_service::Correction {
+                on: l.date,
+                still_firing: with.iter().map(|f| f.rule).collect(),
+                record: day_record(row),
+            });
+        }
         for f in with {
             let known = without
                 .iter()
@@ -549,7 +567,7 @@ fn revealed_later(
             }
         }
     }
-    Ok(out)
+    Ok((out, corrections))
 }
 
 /// Adds the patient's note of the check-in to a finding's evidence (for staff; webhooks and

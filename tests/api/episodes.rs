@@ -446,3 +446,30 @@ async fn an_edited_note_does_not_raise_a_resolved_alert_again_but_an_sos_reopens
         .unwrap();
     assert_eq!(report.escalated, 1, "the press restarted its escalation");
 }
+
+#[tokio::test]
+async fn correcting_a_day_that_completed_a_run_marks_the_run_corrected() {
+    let app = spawn_app().await;
+    let (_, counsellor, patient) = clinic(&app).await;
+    let day = |n| local_day(NEW_YORK, n);
+    for n in [-3, -2, -1] {
+        app.checkin(&patient, day(n), &calm_with(json!({"mood": 1})))
+            .await
+            .expect(201);
+    }
+    let alert = &app.alerts_of(&counsellor, &patient).await[0];
+    let mood = finding(alert, "mood_low").unwrap();
+    assert_eq!(mood["last_seen_on"], day(-1).to_string());
+    assert_eq!(mood["corrected_at"], Value::Null);
+
+    // The first of the three days was entered wrongly: the run no longer holds.
+    app.checkin(&patient, day(-3), &calm_with(json!({"mood": 7})))
+        .await
+        .expect(200);
+    let alert = &app.alerts_of(&counsellor, &patient).await[0];
+    let mood = finding(alert, "mood_low").unwrap();
+    assert!(mood["corrected_at"].is_string(), "{alert}");
+    assert_eq!(mood["corrected_values"]["date"], day(-3).to_string());
+    assert_eq!(mood["corrected_values"]["mood"], 7);
+    assert_eq!(alert["holds"], false);
+}
