@@ -507,7 +507,9 @@ pub async fn resolve(
 /// One recorded change to an alert.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertChange {
-    /// `created`, `repeated`, `severity_raised`, `acknowledged`, `resolved` or `escalated`.
+    /// `created`, `findings_added` (rules joined the episode), `repeated`, `severity_raised`,
+    /// `sos_pressed`, `corrected` (the patient's correction took findings back; `detail` names
+    /// the rules), `acknowledged`, `resolved` or `escalated`.
     pub change: String,
     /// Who made it (null for the system: the risk engine, a sweep).
     pub actor_id: Option<String>,
@@ -515,7 +517,7 @@ pub struct AlertChange {
     pub severity: Option<String>,
     /// The status after the change.
     pub status: Option<String>,
-    /// The outcome, for a resolution.
+    /// The outcome, for a resolution; the rules, for `findings_added` and `corrected`.
     pub detail: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
