@@ -36,6 +36,66 @@ pub struct EpisodeFinding {
     pub corrected_at: Option<NaiveDateTime>,
     /// The corrected answers, beside the original evidence (null while it holds).
     pub corrected_values: Option<serde_json::Value>,
+    /// What the finding said before a correction by the patient made it less serious (null
+    /// unless one did). The first account is kept: nothing the patient reported is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_correction: Option<Superseded>,
+    /// The account of each date the rule fired on (the latest evaluation of that date): a
+    /// correction of one date re-judges the finding from the dates that remain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<Account>,
+}
+
+/// What a rule said about one date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// The local date.
+    pub on: NaiveDate,
+    /// Its severity.
+    pub severity: Severity,
+    /// Its headline.
+    pub title: String,
+    /// Its explanation.
+    pub explanation: String,
+    /// Its evidence.
+    pub evidence: serde_json::Value,
+}
+
+impl Account {
+    fn of(f: &Finding, on: NaiveDate) -> Self {
+        Self {
+            on,
+            severity: f.severity,
+            title: f.title.clone(),
+            explanation: f.explanation.clone(),
+            evidence: f.evidence.clone(),
+        }
+    }
+}
+
+/// A finding's account before a correction lowered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// The severity it had.
+    pub severity: Severity,
+    /// Its headline then.
+    pub title: String,
+    /// Its explanation then.
+    pub explanation: String,
+    /// Its evidence then.
+    pub evidence: serde_json::Value,
+    /// When the correction lowered it.
+    pub corrected_at: NaiveDateTime,
+}
+
+/// What a correction did to a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corrected {
+    /// It no longer holds at all: marked `corrected_at`, its evidence kept.
+    Retracted,
+    /// It still holds, less seriously: the new account leads, the old one is kept in
+    /// `before_correction`.
+    Lowered,
 }
 
 impl EpisodeFinding {
@@ -51,12 +111,48 @@ impl EpisodeFinding {
             occurrences: 1,
             corrected_at: None,
             corrected_values: None,
+            before_correction: None,
+            days: vec![Account::of(f, on)],
         }
     }
 
     /// Whether the finding still holds (no correction took it back).
     pub fn holds(&self) -> bool {
         self.corrected_at.is_none()
+    }
+
+    /// Findings stored before per-date accounts existed: their one account stands for the
+    /// latest date they fired on.
+    fn with_days(mut self) -> Self {
+        if self.days.is_empty() && self.holds() && self.rule != RuleId::Sos {
+            self.days.push(Account {
+                on: self.last_seen_on,
+                severity: self.severity,
+                title: self.title.clone(),
+                explanation: self.explanation.clone(),
+                evidence: self.evidence.clone(),
+            });
+        }
+        self
+    }
+
+    /// Takes the account of the most serious date (the latest among equals) as the finding's.
+    fn lead_from_days(&mut self) {
+        let mut best: Option<&Account> = None;
+        for a in &self.days {
+            best = match best {
+                Some(b) if b.severity > a.severity || (b.severity == a.severity && b.on > a.on) => {
+                    Some(b)
+                }
+                _ => Some(a),
+            };
+        }
+        if let Some(b) = best.cloned() {
+            self.severity = b.severity;
+            self.title = b.title;
+            self.explanation = b.explanation;
+            self.evidence = b.evidence;
+        }
     }
 }
 
@@ -91,9 +187,15 @@ impl Episode {
     pub fn from_findings(stored: Vec<EpisodeFinding>) -> Self {
         let mut e = Episode::default();
         for f in stored {
+            let f = f.with_days();
             match e.findings.iter_mut().find(|x| x.rule == f.rule) {
                 None => e.findings.push(f),
                 Some(x) => {
+                    for a in f.days.iter() {
+                        if !x.days.iter().any(|d| d.on == a.on) {
+                            x.days.push(a.clone());
+                        }
+                    }
                     x.occurrences += f.occurrences;
                     x.first_seen_on = x.first_seen_on.min(f.first_seen_on);
                     x.last_seen_on = x.last_seen_on.max(f.last_seen_on);
@@ -197,12 +299,19 @@ impl Episode {
                         o.insert("earlier_presses".into(), serde_json::Value::Array(earlier));
                     }
                     x.evidence = evidence;
-                } else if f.severity >= x.severity || !x.holds() {
-                    // A rule corrected away that fires again is told by its new firing.
-                    x.severity = f.severity;
-                    x.title = f.title.clone();
-                    x.explanation = f.explanation.clone();
-                    x.evidence = f.evidence.clone();
+                } else {
+                    if !x.holds() {
+                        // A rule corrected away that fires again is told by its new firing.
+                        x.days.clear();
+                    }
+                    // The latest reading of a date replaces the earlier one, but never lowers
+                    // it: only a correction does that, and says so.
+                    match x.days.iter_mut().find(|a| a.on == on) {
+                        Some(a) if a.severity > f.severity => {}
+                        Some(a) => *a = Account::of(f, on),
+                        None => x.days.push(Account::of(f, on)),
+                    }
+                    x.lead_from_days();
                 }
                 x.corrected_at = None;
                 x.corrected_values = None;
@@ -215,28 +324,52 @@ impl Episode {
         }
     }
 
-    /// The patient corrected the check-in of `on` and `rule` no longer fires for it: the
-    /// finding stays, marked corrected with the corrected answers beside its evidence.
-    /// Returns whether a finding was marked: only one that fired on that date alone (a rule
-    /// that also fired on other days still holds from them).
+    /// The patient corrected a check-in, and the date `on` (that check-in's date, or a later
+    /// one whose pattern it was part of) was judged again: `still` is what `rule` says about
+    /// `on` now (None: it no longer fires). The finding is re-judged from the dates that remain:
+    /// when none does, it is marked corrected with the corrected answers beside its evidence;
+    /// when it holds less seriously, the new account leads and the old one is kept in
+    /// `before_correction`. A rule that fires as seriously from other dates is unchanged.
     pub fn correct(
         &mut self,
         rule: RuleId,
         on: NaiveDate,
+        still: Option<&Finding>,
         corrected: &DayRecord,
         at: NaiveDateTime,
-    ) -> bool {
-        match self
+    ) -> Option<Corrected> {
+        let x = self
             .findings
             .iter_mut()
-            .find(|x| x.rule == rule && x.first_seen_on == on && x.last_seen_on == on && x.holds())
-        {
-            Some(x) => {
-                x.corrected_at = Some(at);
-                x.corrected_values = Some(rule_values(rule, corrected));
-                true
+            .find(|x| x.rule == rule && x.holds() && rule != RuleId::Sos)?;
+        let i = x.days.iter().position(|a| a.on == on)?;
+        match still {
+            None => {
+                x.days.remove(i);
             }
-            None => false,
+            Some(f) if f.severity < x.days[i].severity => x.days[i] = Account::of(f, on),
+            Some(_) => return None,
+        }
+        if x.days.is_empty() {
+            x.corrected_at = Some(at);
+            x.corrected_values = Some(rule_values(rule, corrected));
+            return Some(Corrected::Retracted);
+        }
+        let before = Superseded {
+            severity: x.severity,
+            title: x.title.clone(),
+            explanation: x.explanation.clone(),
+            evidence: x.evidence.clone(),
+            corrected_at: at,
+        };
+        x.lead_from_days();
+        if x.severity < before.severity {
+            if x.before_correction.is_none() {
+                x.before_correction = Some(before);
+            }
+            Some(Corrected::Lowered)
+        } else {
+            None
         }
     }
 }
@@ -353,8 +486,14 @@ mod tests {
             ..Default::default()
         };
         let at = day(3).and_hms_opt(10, 0, 0).unwrap();
-        assert!(!e.correct(RuleId::SubstanceUse, day(2), &corrected, at));
-        assert!(e.correct(RuleId::SubstanceUse, day(3), &corrected, at));
+        assert_eq!(
+            e.correct(RuleId::SubstanceUse, day(2), None, &corrected, at),
+            None
+        );
+        assert_eq!(
+            e.correct(RuleId::SubstanceUse, day(3), None, &corrected, at),
+            Some(Corrected::Retracted)
+        );
         assert!(!e.holds());
         let f = &e.findings[0];
         assert_eq!(f.corrected_at, Some(at));
@@ -401,7 +540,10 @@ mod tests {
             ..Default::default()
         };
         let at = day(4).and_hms_opt(10, 0, 0).unwrap();
-        assert!(!e.correct(RuleId::SubstanceUse, day(4), &wednesday, at));
+        assert_eq!(
+            e.correct(RuleId::SubstanceUse, day(4), None, &wednesday, at),
+            None
+        );
         assert!(e.holds());
         assert_eq!(e.holding_severity(), Some(Severity::Critical));
     }
@@ -415,7 +557,10 @@ mod tests {
             date: day(3),
             ..Default::default()
         };
-        assert!(e.correct(RuleId::CravingHigh, day(3), &tuesday, at));
+        assert_eq!(
+            e.correct(RuleId::CravingHigh, day(3), None, &tuesday, at),
+            Some(Corrected::Retracted)
+        );
         // What still holds times the escalation: the warning.
         assert_eq!(e.holding_severity(), Some(Severity::Warning));
         e.join(
@@ -436,5 +581,98 @@ mod tests {
         assert_eq!(e.findings.len(), 1);
         assert_eq!(e.findings[0].occurrences, 2);
         assert_eq!(e.findings[0].last_seen_on, day(5));
+    }
+    #[test]
+    fn a_correction_that_lowers_a_later_date_lowers_the_finding_and_keeps_the_old_account() {
+        // Monday's craving made Tuesday's a run (high); Monday corrected, Tuesday alone is a
+        // warning.
+        let mut e = Episode::open(
+            &finding(RuleId::CravingHigh, Severity::Warning, "mon"),
+            day(2),
+        );
+        e.join(
+            &finding(RuleId::CravingHigh, Severity::High, "mon+tue"),
+            day(3),
+        );
+        assert_eq!(e.severity(), Severity::High);
+        let monday = DayRecord {
+            date: day(2),
+            craving: 3,
+            ..Default::default()
+        };
+        let at = day(3).and_hms_opt(12, 0, 0).unwrap();
+        // Monday no longer fires: Tuesday still holds it, as seriously as before.
+        assert_eq!(
+            e.correct(RuleId::CravingHigh, day(2), None, &monday, at),
+            None
+        );
+        assert_eq!(e.severity(), Severity::High);
+        // Tuesday judged again: a warning now.
+        let tuesday_alone = finding(RuleId::CravingHigh, Severity::Warning, "tue");
+        assert_eq!(
+            e.correct(
+                RuleId::CravingHigh,
+                day(3),
+                Some(&tuesday_alone),
+                &monday,
+                at
+            ),
+            Some(Corrected::Lowered)
+        );
+        let f = &e.findings[0];
+        assert!(f.holds());
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.evidence["tag"], "tue");
+        let old = f.before_correction.as_ref().unwrap();
+        assert_eq!(old.severity, Severity::High);
+        assert_eq!(old.evidence["tag"], "mon+tue");
+        assert_eq!(old.corrected_at, at);
+        assert_eq!(e.severity(), Severity::Warning);
+        assert_eq!(e.holding_severity(), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn a_correction_that_still_fires_as_seriously_changes_nothing() {
+        let mut e = Episode::open(&finding(RuleId::CravingHigh, Severity::High, "a"), day(3));
+        let at = day(3).and_hms_opt(12, 0, 0).unwrap();
+        let same = finding(RuleId::CravingHigh, Severity::High, "b");
+        let rec = DayRecord {
+            date: day(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.correct(RuleId::CravingHigh, day(3), Some(&same), &rec, at),
+            None
+        );
+        assert_eq!(e.findings[0].evidence["tag"], "a");
+        assert!(e.findings[0].before_correction.is_none());
+        // A lesser reading of the same date never lowers it by joining.
+        e.join(
+            &finding(RuleId::CravingHigh, Severity::Warning, "c"),
+            day(3),
+        );
+        assert_eq!(e.severity(), Severity::High);
+        assert_eq!(e.findings[0].evidence["tag"], "a");
+    }
+
+    #[test]
+    fn findings_stored_without_dates_are_judged_by_their_latest_date() {
+        let mut legacy = EpisodeFinding::new(
+            &finding(RuleId::SubstanceUse, Severity::Critical, "x"),
+            day(3),
+        );
+        legacy.days.clear();
+        let stored = serde_json::to_string(&vec![legacy]).unwrap();
+        assert!(!stored.contains("\"days\""));
+        let mut e = Episode::from_findings(serde_json::from_str(&stored).unwrap());
+        let rec = DayRecord {
+            date: day(3),
+            ..Default::default()
+        };
+        let at = day(3).and_hms_opt(12, 0, 0).unwrap();
+        assert_eq!(
+            e.correct(RuleId::SubstanceUse, day(3), None, &rec, at),
+            Some(Corrected::Retracted)
+        );
     }
 }

@@ -29,7 +29,8 @@ pub struct AlertPatient {
 pub struct AlertFinding {
     /// The rule, e.g. `craving_high`.
     pub rule: String,
-    /// The most serious severity this rule reached in the episode.
+    /// The most serious severity this rule reached in the episode, as the patient's answers
+    /// (corrections included) now support it.
     pub severity: String,
     /// A short headline.
     pub title: String,
@@ -51,6 +52,25 @@ pub struct AlertFinding {
     /// The corrected answers, beside the original evidence (null while it holds).
     #[schema(value_type = Option<Object>)]
     pub corrected_values: Option<serde_json::Value>,
+    /// What the finding said before a correction by the patient made it less serious — it
+    /// still holds, at the lower severity shown above (null unless a correction lowered it).
+    pub before_correction: Option<FindingBeforeCorrection>,
+}
+
+/// A finding's account before the patient's correction lowered it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingBeforeCorrection {
+    /// The severity it had.
+    pub severity: String,
+    /// Its headline then.
+    pub title: String,
+    /// Its explanation then.
+    pub explanation: String,
+    /// Its evidence then.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    /// When the correction lowered it.
+    pub corrected_at: DateTime<Utc>,
 }
 
 /// An alert: one per episode of a patient. What fired, why, and what the care team did about
@@ -126,6 +146,16 @@ impl Alert {
                 occurrences: f.occurrences,
                 corrected_at: f.corrected_at.map(utc),
                 corrected_values: f.corrected_values.clone(),
+                before_correction: f
+                    .before_correction
+                    .as_ref()
+                    .map(|b| FindingBeforeCorrection {
+                        severity: b.severity.as_str().to_owned(),
+                        title: b.title.clone(),
+                        explanation: b.explanation.clone(),
+                        evidence: b.evidence.clone(),
+                        corrected_at: utc(b.corrected_at),
+                    }),
             })
             .collect();
         Self {

@@ -64,8 +64,37 @@ pub enum Raised {
 }
 
 /// The episode stored on an alert.
+///
+/// Findings that cannot be read (a damaged row) are never taken for "none": the alert's own
+/// headline stands in for them, so the next finding joins it instead of overwriting it.
 pub fn episode_of(alert: &AlertRow) -> Episode {
-    Episode::from_findings(serde_json::from_str(&alert.findings).unwrap_or_default())
+    match serde_json::from_str(&alert.findings) {
+        Ok(findings) => Episode::from_findings(findings),
+        Err(_) => headline_episode(alert),
+    }
+}
+
+fn headline_episode(alert: &AlertRow) -> Episode {
+    let (Some(rule), Some(severity)) =
+        (RuleId::parse(&alert.rule), Severity::parse(&alert.severity))
+    else {
+        return Episode::default();
+    };
+    let finding = Finding {
+        rule,
+        severity,
+        title: alert.title.clone(),
+        explanation: alert.explanation.clone(),
+        evidence: serde_json::from_str(&alert.evidence).unwrap_or(serde_json::Value::Null),
+    };
+    let on = alert
+        .check_in_date
+        .unwrap_or_else(|| alert.created_at.date());
+    let mut episode = Episode::open(&finding, on);
+    if let Some(f) = episode.findings.first_mut() {
+        f.occurrences = alert.occurrences.max(1);
+    }
+    episode
 }
 
 /// Writes an episode's findings and its leading finding's account onto the alert row.
@@ -102,8 +131,8 @@ pub struct Correction {
     /// The corrected check-in, as the engine reads it (its answers are shown beside the
     /// evidence; its date may be earlier than `on`).
     pub record: crate::domain::risk::DayRecord,
-    /// The rules that still fire for it after the correction.
-    pub still_firing: Vec<RuleId>,
+    /// What still fires for it after the correction.
+    pub still_firing: Vec<Finding>,
 }
 
 /// Records findings (and a correction) on the patient's episode: opens the one unresolved
@@ -180,10 +209,12 @@ pub fn record(
             .iter()
             .map(|f| f.rule)
             .filter(|r| !matches!(r, RuleId::Sos | RuleId::MissedCheckIns))
-            .filter(|r| !c.still_firing.contains(r))
             .collect();
         for r in rules {
-            if episode.correct(r, c.on, &c.record, now) {
+            let still = c.still_firing.iter().find(|f| f.rule == r);
+            if episode.correct(r, c.on, still, &c.record, now).is_some()
+                && !corrected.contains(&r.as_str())
+            {
                 corrected.push(r.as_str());
             }
         }
@@ -227,7 +258,7 @@ pub fn record(
     if !corrected.is_empty()
         && alert.status == "open"
         && alert.escalated_at.is_none()
-        && holding < Some(severity)
+        && (holding < Some(severity) || severity < before)
     {
         // The most serious finding was corrected away: what still holds sets the clock (a
         // retracted report of use no longer pages the team in 15 minutes for a warning).

@@ -459,7 +459,7 @@ async fn submit_once(
                 .map(|_| alert_service::Correction {
                     on: date,
                     record: day_record(&row),
-                    still_firing: findings.iter().map(|f| f.rule).collect(),
+                    still_firing: findings.clone(),
                 })
                 .into_iter()
                 .collect();
@@ -549,12 +549,16 @@ fn revealed_later(
         };
         let ctx = context(conn, patient, l.date)?;
         let current = day_record(l);
-        let with = risk::evaluate_check_in(&current, &history(true), &ctx, policy);
+        // For staff, each later finding carries that day's own note, as live ones do.
+        let with: Vec<Finding> = risk::evaluate_check_in(&current, &history(true), &ctx, policy)
+            .into_iter()
+            .map(|f| with_note(f, l.note.as_deref()))
+            .collect();
         let without = risk::evaluate_check_in(&current, &history(false), &ctx, policy);
         if previous.is_some() {
             corrections.push(alert_service::Correction {
                 on: l.date,
-                still_firing: with.iter().map(|f| f.rule).collect(),
+                still_firing: with.clone(),
                 record: day_record(row),
             });
         }

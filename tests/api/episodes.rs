@@ -473,3 +473,92 @@ async fn correcting_a_day_that_completed_a_run_marks_the_run_corrected() {
     assert_eq!(mood["corrected_values"]["mood"], 7);
     assert_eq!(alert["holds"], false);
 }
+
+#[tokio::test]
+async fn a_correction_that_makes_a_later_finding_less_serious_lowers_it_and_keeps_the_old_account()
+{
+    let app = spawn_app().await;
+    let (_, counsellor, patient) = clinic(&app).await;
+    let day = |n| local_day(NEW_YORK, n);
+    for n in [-2, -1] {
+        app.checkin(
+            &patient,
+            day(n),
+            &calm_with(json!({"craving": 9, "note": format!("day {n}")})),
+        )
+        .await
+        .expect(201);
+    }
+    let alert = &app.alerts_of(&counsellor, &patient).await[0];
+    let craving = finding(alert, "craving_high").unwrap();
+    assert_eq!(craving["severity"], "high", "{alert}");
+    assert_eq!(alert["severity"], "high");
+
+    // The first day's craving was entered wrongly: the second day alone is a warning.
+    app.checkin(&patient, day(-2), &calm_with(json!({"craving": 2})))
+        .await
+        .expect(200);
+    let alerts = app.alerts_of(&counsellor, &patient).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    let craving = finding(alert, "craving_high").unwrap();
+    assert_eq!(craving["severity"], "warning", "{alert}");
+    assert_eq!(craving["corrected_at"], Value::Null, "it still holds");
+    let shown = craving["evidence"]["check_ins"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{craving}");
+    assert_eq!(shown[0]["date"], day(-1).to_string());
+    // The later day's own note travels with its finding.
+    assert_eq!(craving["evidence"]["note"], "day -1");
+    let before = &craving["before_correction"];
+    assert_eq!(before["severity"], "high", "{craving}");
+    assert_eq!(before["evidence"]["check_ins"].as_array().unwrap().len(), 2);
+    assert!(before["corrected_at"].is_string());
+    assert_eq!(alert["severity"], "warning");
+    assert_eq!(alert["holds"], true);
+
+    let history = app
+        .get(
+            &format!("/v1/alerts/{}/history", alert["id"].as_str().unwrap()),
+            Some(&counsellor.token),
+        )
+        .await
+        .expect(200);
+    let kinds: Vec<&str> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"corrected"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn an_alert_whose_findings_cannot_be_read_keeps_its_headline_when_more_joins() {
+    let app = spawn_app().await;
+    let (_, counsellor, patient) = clinic(&app).await;
+    let day = |n| local_day(NEW_YORK, n);
+    app.checkin(
+        &patient,
+        day(-1),
+        &calm_with(json!({"used_substance": true, "substances": ["heroin"]})),
+    )
+    .await
+    .expect(201);
+    let alert = &app.alerts_of(&counsellor, &patient).await[0];
+    let id = alert["id"].as_str().unwrap().to_owned();
+    app.sql(&format!(
+        "UPDATE alerts SET findings = 'damaged' WHERE id = '{id}'"
+    ));
+
+    app.checkin(&patient, day(0), &calm_with(json!({"craving": 9})))
+        .await
+        .expect(201);
+    let alerts = app.alerts_of(&counsellor, &patient).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert["id"], id.as_str());
+    assert!(finding(alert, "substance_use").is_some(), "{alert}");
+    assert!(finding(alert, "craving_high").is_some(), "{alert}");
+    assert_eq!(alert["rule"], "substance_use");
+}
