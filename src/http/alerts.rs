@@ -363,17 +363,27 @@ pub async fn list_alerts(
             };
             let rows = alerts::list(conn, scope, &filter, before.as_deref(), limit + 1)?;
             let rows = views(conn, rows)?;
-            audit::record(
-                conn,
-                &c,
-                audit::Event {
-                    action: "alert.list",
-                    patient_id: filter.patient_id.as_deref(),
-                    target_type: Some("alert"),
-                    target_id: None,
-                    outcome: "success",
-                },
-            )?;
+            // One record per patient shown, so each one's access log has the read.
+            let shown: Vec<&str> = rows
+                .iter()
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|a| a.patient_id.as_str())
+                .collect();
+            if shown.is_empty() {
+                audit::record(
+                    conn,
+                    &c,
+                    audit::Event {
+                        action: "alert.list",
+                        patient_id: filter.patient_id.as_deref(),
+                        target_type: Some("alert"),
+                        target_id: None,
+                        outcome: "success",
+                    },
+                )?;
+            } else {
+                audit::record_reads(conn, &c, "alert.list", "alert", &shown)?;
+            }
             Ok(rows)
         })
         .await?;

@@ -2,6 +2,7 @@
 //! Routing, the fallback for unknown routes (404) and wrong methods (405 with `Allow`), and
 //! the extractor error handlers live here too.
 
+pub mod access_log;
 pub mod alerts;
 pub mod auth;
 pub mod check_ins;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(me::get_me)
                 .service(me::patch_me)
                 .service(me::change_password)
+                .service(access_log::my_access_log)
                 .service(invitations::create_invitation)
                 .service(users::list_users)
                 .service(users::update_user)

@@ -93,3 +93,38 @@ pub fn record_anonymous(
         },
     )
 }
+
+/// Records that the caller read data of each of `patient_ids` (a caseload or an inbox page):
+/// one record per patient, so each patient's access log shows the read, in one statement.
+pub fn record_reads(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    action: &str,
+    target_type: &str,
+    patient_ids: &[&str],
+) -> StoreResult<()> {
+    let now = store::now();
+    let mut seen: Vec<&str> = Vec::with_capacity(patient_ids.len());
+    for p in patient_ids {
+        if !seen.contains(p) {
+            seen.push(p);
+        }
+    }
+    let rows: Vec<AuditRow> = seen
+        .into_iter()
+        .map(|p| AuditRow {
+            id: store::new_id(),
+            organisation_id: Some(caller.organisation_id.clone()),
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: action.to_owned(),
+            patient_id: Some(p.to_owned()),
+            target_type: Some(target_type.to_owned()),
+            target_id: None,
+            outcome: "success".to_owned(),
+            request_id: caller.request_id.clone(),
+            created_at: now,
+        })
+        .collect();
+    audit::insert_many(conn, &rows)
+}

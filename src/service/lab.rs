@@ -178,6 +178,9 @@ pub async fn organisation_backtest(
                     Some(&c.organisation_id),
                 ),
             )?;
+            // The replay reads each patient's history: each one's access log shows it.
+            let replayed: Vec<&str> = rows.iter().map(|(p, _)| p.user_id.as_str()).collect();
+            audit::record_reads(conn, &c, "risk_policy.backtest", "patient", &replayed)?;
             let patients = load(conn, rows, &base, None, from, to)?;
             let outcomes = outcomes(conn, &c.organisation_id, req.patient_ids.as_deref(), from, to)?;
             Ok((patients, outcomes))

@@ -1,6 +1,7 @@
 //! Application services: one function per user action. Each runs inside one database
 //! transaction, so an action and its audit record commit together or not at all.
 
+pub mod access_log;
 pub mod accounts;
 pub mod admin;
 pub mod alerts;

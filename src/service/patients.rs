@@ -252,11 +252,9 @@ pub async fn caseload(state: &AppState, caller: &Caller) -> Result<Vec<CaseloadE
                     .then(a.user.display_name.cmp(&b.user.display_name))
                     .then(a.patient.user_id.cmp(&b.patient.user_id))
             });
-            audit::record(
-                conn,
-                &c,
-                audit::Event::other("caseload.read", "patient", None),
-            )?;
+            // Each listed patient's access log shows that this caller saw their row.
+            let listed: Vec<&str> = entries.iter().map(|e| e.patient.user_id.as_str()).collect();
+            audit::record_reads(conn, &c, "caseload.read", "patient", &listed)?;
             Ok(entries)
         })
         .await

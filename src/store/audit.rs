@@ -71,3 +71,44 @@ pub fn list(
         .select(AuditRow::as_select())
         .load(conn)?)
 }
+
+/// Successful reads of one patient's data by anyone other than the patient (`actions` are the
+/// read actions), newest first before the cursor id, each with the reader's current display
+/// name (None for a reader no longer on record).
+pub fn reads_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    actions: &[&str],
+    before: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<(AuditRow, Option<String>)>> {
+    use super::schema::users;
+    let mut q = audit_events::table
+        .left_join(users::table.on(audit_events::actor_id.eq(users::id.nullable())))
+        .filter(audit_events::patient_id.eq(patient_id))
+        .filter(audit_events::actor_id.ne(patient_id))
+        .filter(audit_events::outcome.eq("success"))
+        .filter(audit_events::action.eq_any(actions.iter().map(|a| (*a).to_owned())))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(audit_events::id.lt(b.to_owned()));
+    }
+    Ok(q.order(audit_events::id.desc())
+        .limit(limit)
+        .select((AuditRow::as_select(), users::display_name.nullable()))
+        .load(conn)?)
+}
+
+/// Appends several records in one statement.
+pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()> {
+    // Well under both backends' limits on bound parameters per statement.
+    for chunk in rows.chunks(1000) {
+        // A multi-row insert is backend-specific SQL: run it on the backend's own connection.
+        let insert = diesel::insert_into(audit_events::table).values(chunk);
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Postgresql(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
