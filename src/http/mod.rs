@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod alerts;
 pub mod auth;
 pub mod check_ins;
+pub mod disclosures;
 pub mod extract;
 pub mod health;
 pub mod import;
@@ -44,6 +45,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(me::patch_me)
                 .service(me::change_password)
                 .service(access_log::my_access_log)
+                .service(disclosures::my_disclosures)
+                .service(disclosures::patient_disclosures)
+                .service(disclosures::record_emergency_disclosure)
                 .service(invitations::create_invitation)
                 .service(users::list_users)
                 .service(users::update_user)

@@ -25,6 +25,7 @@ pub const READS: &[(&str, &str)] = &[
         "risk_policy.backtest",
         "check-in history, replayed to test alert settings",
     ),
+    ("disclosures.read", "accounting of disclosures"),
 ];
 
 /// What a read showed, in plain words.

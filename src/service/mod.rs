@@ -7,6 +7,7 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod check_ins;
+pub mod disclosures;
 pub mod idempotency;
 pub mod import;
 pub mod lab;

@@ -307,6 +307,7 @@ pub mod alerts;
 pub mod audit;
 pub mod check_ins;
 pub mod deliveries;
+pub mod disclosures;
 pub mod idempotency;
 pub mod invitations;
 pub mod lab;

@@ -275,6 +275,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    disclosures (id) {
+        id -> Text,
+        organisation_id -> Text,
+        patient_id -> Text,
+        kind -> Text,
+        recipient_name -> Text,
+        recipient_affiliation -> Nullable<Text>,
+        nature -> Nullable<Text>,
+        categories -> Text,
+        what -> Nullable<Text>,
+        consent_id -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        disclosed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(patients -> users (user_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -286,6 +303,7 @@ diesel::joinable!(delivery_attempts -> outbox (outbox_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
+    disclosures,
     users,
     patients,
     phase_changes,

@@ -657,6 +657,11 @@ fn reach_body(route: &str) -> Option<serde_json::Value> {
                            "exercise_minutes": 20, "meals": 3, "used_substance": false}]
         })),
         "POST /v1/patients/{id}/risk-policy/backtest" => Some(json!({"overrides": {}})),
+        "POST /v1/patients/{id}/emergency-disclosures" => Some(json!({
+            "recipient_name": "Dr Okafor",
+            "recipient_affiliation": "St Mary's emergency department",
+            "nature": "Substances used, for an overdose"
+        })),
         "POST /v1/alerts/{id}/acknowledge" => Some(json!({})),
         "POST /v1/alerts/{id}/resolve" => {
             Some(json!({"outcome": "contacted", "note": "Spoke on the phone."}))
@@ -740,6 +745,8 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
         "GET /v1/patients/{id}/trends",
         "POST /v1/patients/{id}/check-ins/import",
         "POST /v1/patients/{id}/risk-policy/backtest",
+        "GET /v1/patients/{id}/disclosures",
+        "POST /v1/patients/{id}/emergency-disclosures",
     ];
     let alert_routes = [
         "GET /v1/alerts/{id}",
@@ -883,7 +890,11 @@ async fn every_route_that_names_an_object_checks_role_care_team_and_organisation
                 who,
                 route,
                 pat_a.id.clone(),
-                if route.ends_with("/import") { 201 } else { 200 },
+                if route.ends_with("/import") || route.ends_with("/emergency-disclosures") {
+                    201
+                } else {
+                    200
+                },
             ));
         }
     }

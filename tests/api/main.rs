@@ -9,6 +9,7 @@ mod core_loop;
 mod crisis;
 mod delivery;
 mod demo;
+mod disclosures;
 mod episodes;
 mod foundation;
 mod hardening;
