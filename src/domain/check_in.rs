@@ -131,7 +131,8 @@ pub struct CheckInInput {
     pub self_harm_thoughts: Option<bool>,
     /// Free text for the counsellor, at most 2000 characters.
     pub note: Option<String>,
-    /// When the patient answered on the device (RFC 3339).
+    /// When the patient answered on the device (RFC 3339); at most a day ahead of the
+    /// server's clock.
     pub answered_at: Option<DateTime<Utc>>,
 }
 
@@ -201,10 +202,31 @@ fn range(
     }
 }
 
+/// How far ahead of the server's clock a device's `answered_at` may be: a phone's clock that is
+/// off by hours is believable, one a day ahead is not a time the patient answered.
+pub const ANSWERED_AT_MAX_AHEAD: TimeDelta = TimeDelta::days(1);
+
 impl CheckInInput {
-    /// Validates every field, reporting all errors at once.
+    /// Validates every field against the server's clock, reporting all errors at once.
     pub fn validate(self) -> Result<ValidCheckIn, Vec<FieldError>> {
+        self.validate_at(Utc::now())
+    }
+
+    /// Validates every field, `now` being the server's time, reporting all errors at once.
+    pub fn validate_at(self, now: DateTime<Utc>) -> Result<ValidCheckIn, Vec<FieldError>> {
         let mut e = Vec::new();
+        if self
+            .answered_at
+            .is_some_and(|t| t > now + ANSWERED_AT_MAX_AHEAD)
+        {
+            e.push(FieldError::new(
+                "answered_at",
+                format!(
+                    "is more than a day ahead of the server's time ({}); check the device's clock",
+                    now.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            ));
+        }
         let craving = range(&mut e, "craving", self.craving, 0, 10, true);
         let mood = range(&mut e, "mood", self.mood, 0, 10, true);
         let exercise = range(
@@ -519,6 +541,21 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn answered_at_may_be_up_to_a_day_ahead_of_the_server() {
+        let now: DateTime<Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        let at = |t: &str| {
+            let mut v = base();
+            v["answered_at"] = json!(t);
+            parse(v).validate_at(now)
+        };
+        assert!(at("2026-12-03T09:59:59Z").is_ok());
+        assert!(at("2026-12-03T10:00:00Z").is_ok());
+        assert_eq!(fields(at("2026-12-03T10:00:01Z")), vec!["answered_at"]);
+        assert_eq!(fields(at("3000-01-01T00:00:00Z")), vec!["answered_at"]);
+        assert!(at("2020-01-01T00:00:00Z").is_ok());
     }
 
     #[test]
