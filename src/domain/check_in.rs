@@ -206,7 +206,49 @@ fn range(
 /// off by hours is believable, one a day ahead is not a time the patient answered.
 pub const ANSWERED_AT_MAX_AHEAD: TimeDelta = TimeDelta::days(1);
 
+/// The longest note kept, in characters.
+pub const NOTE_MAX_CHARS: usize = 2000;
+
 impl CheckInInput {
+    /// For a check-in reporting thoughts of self-harm, makes its free text fit instead of
+    /// letting it refuse the check-in (which would lose the answer, the alert and the crisis
+    /// lines): a note over [`NOTE_MAX_CHARS`] is cut to that length, and substances over 40
+    /// characters are cut, blank ones dropped, more than 10 cut to the first 10. Returns what
+    /// was changed, field by field; nothing for any other check-in (their free text is
+    /// validated as usual, and a 422 lets the patient fix it).
+    pub fn fit_free_text_of_a_safety_report(&mut self) -> Vec<FieldError> {
+        let mut changed = Vec::new();
+        if self.self_harm_thoughts != Some(true) {
+            return changed;
+        }
+        if let Some(note) = &mut self.note {
+            if note.chars().count() > NOTE_MAX_CHARS {
+                *note = note.chars().take(NOTE_MAX_CHARS).collect();
+                changed.push(FieldError::new(
+                    "note",
+                    format!("was longer than {NOTE_MAX_CHARS} characters; only the first {NOTE_MAX_CHARS} were kept"),
+                ));
+            }
+        }
+        if let Some(list) = &mut self.substances {
+            let before = list.clone();
+            list.retain(|s| !s.trim().is_empty());
+            for s in list.iter_mut() {
+                if s.trim().chars().count() > 40 {
+                    *s = s.trim().chars().take(40).collect();
+                }
+            }
+            list.truncate(10);
+            if *list != before {
+                changed.push(FieldError::new(
+                    "substances",
+                    "did not fit (at most 10 entries of 1 to 40 characters); blank entries were dropped, long ones cut to 40 characters and the list to 10",
+                ));
+            }
+        }
+        changed
+    }
+
     /// Validates every field against the server's clock, reporting all errors at once.
     pub fn validate(self) -> Result<ValidCheckIn, Vec<FieldError>> {
         self.validate_at(Utc::now())
@@ -311,8 +353,11 @@ impl CheckInInput {
         };
 
         let note = match self.note {
-            Some(n) if n.chars().count() > 2000 => {
-                e.push(FieldError::new("note", "must be at most 2000 characters"));
+            Some(n) if n.chars().count() > NOTE_MAX_CHARS => {
+                e.push(FieldError::new(
+                    "note",
+                    format!("must be at most {NOTE_MAX_CHARS} characters"),
+                ));
                 None
             }
             Some(n) if n.trim().is_empty() => None,
@@ -541,6 +586,52 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn a_safety_report_is_never_refused_for_its_free_text() {
+        let mut v = base();
+        v["self_harm_thoughts"] = json!(true);
+        v["used_substance"] = json!(true);
+        v["note"] = json!("x".repeat(2001));
+        v["substances"] = json!([
+            " ",
+            "y".repeat(41),
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "j"
+        ]);
+        let mut input = parse(v);
+        let changed: Vec<String> = input
+            .fit_free_text_of_a_safety_report()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(changed, vec!["note", "substances"]);
+        let valid = input.validate().unwrap();
+        assert_eq!(valid.note.unwrap().chars().count(), 2000);
+        assert_eq!(valid.substances.len(), 10);
+        assert_eq!(valid.substances[0], "y".repeat(40));
+
+        // At the limit nothing is changed.
+        let mut v = base();
+        v["self_harm_thoughts"] = json!(true);
+        v["note"] = json!("x".repeat(2000));
+        assert!(parse(v).fit_free_text_of_a_safety_report().is_empty());
+
+        // Any other check-in keeps its 422.
+        let mut v = base();
+        v["note"] = json!("x".repeat(2001));
+        let mut input = parse(v);
+        assert!(input.fit_free_text_of_a_safety_report().is_empty());
+        assert_eq!(fields(input.validate()), vec!["note"]);
     }
 
     #[test]

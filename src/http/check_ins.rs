@@ -125,9 +125,11 @@ pub struct CheckInResponse {
     /// Crisis resources, present when self-harm, SOS or high-risk use was found: the lines of
     /// the patient's country (their profile's `country`, else their timezone's).
     pub crisis_resources: Vec<CrisisResource>,
-    /// Text the server changed before storing, field by field: a NUL character (`\u0000`),
-    /// which cannot be stored, is replaced with U+FFFD, so a check-in is never refused (nor
-    /// its self-harm answer lost) for its free text. Omitted when nothing was changed.
+    /// Text the server changed before storing, field by field, so a check-in is never refused
+    /// (nor its self-harm answer lost) for its free text: a NUL character (`\u0000`), which
+    /// cannot be stored, is replaced with U+FFFD; and in a check-in reporting thoughts of
+    /// self-harm, a note or substances that do not fit are cut to fit. Omitted when nothing
+    /// was changed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adjusted: Vec<FieldError>,
 }
@@ -168,7 +170,8 @@ pub async fn put_check_in(
 ) -> Result<HttpResponse, ApiError> {
     require_patient(&caller)?;
     let date = parse_date(&path.into_inner())?;
-    let adjusted = body
+    let mut input = body.body;
+    let mut adjusted: Vec<FieldError> = body
         .replaced
         .iter()
         .map(|field| {
@@ -178,7 +181,8 @@ pub async fn put_check_in(
             )
         })
         .collect();
-    let valid = body.body.validate().map_err(ApiError::Validation)?;
+    adjusted.extend(input.fit_free_text_of_a_safety_report());
+    let valid = input.validate().map_err(ApiError::Validation)?;
     let done = service::submit(&state, &caller, date, valid).await?;
     let body = CheckInResponse {
         check_in: view(done.row, &caller.timezone),

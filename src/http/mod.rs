@@ -139,6 +139,20 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
+/// The `{id}` of the route a request names: from routing, or, when the request was refused
+/// before routing (by [`guard::gate`]), read from its path by the route's pattern.
+fn object_id(request: &HttpRequest) -> Option<String> {
+    if let Some(id) = request.match_info().get("id") {
+        return Some(id.to_owned());
+    }
+    let pattern = request.match_pattern()?;
+    let def = ResourceDef::new(pattern.as_str());
+    let mut path = actix_web::dev::Path::new(request.path());
+    def.capture_match_info(&mut path)
+        .then(|| path.get("id").map(str::to_owned))
+        .flatten()
+}
+
 /// Records every denial an authenticated caller receives in the audit trail, in its own
 /// write (the denied action's transaction, if any, has rolled back): a 403 (a role asking for
 /// what it may not do) as `permission.denied`, a 404 on a route that names an object (one out
@@ -150,11 +164,10 @@ pub async fn audit_denials(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let res = next.call(req).await?;
     let request = res.request();
+    let object = object_id(request);
     let action = match res.status() {
         actix_web::http::StatusCode::FORBIDDEN => "permission.denied",
-        actix_web::http::StatusCode::NOT_FOUND if request.match_info().get("id").is_some() => {
-            "object.denied"
-        }
+        actix_web::http::StatusCode::NOT_FOUND if object.is_some() => "object.denied",
         _ => return Ok(res),
     };
     let caller = actix_web::HttpMessage::extensions(request)
@@ -169,7 +182,6 @@ pub async fn audit_denials(
             request.method(),
             request.match_pattern().unwrap_or_default()
         );
-        let object = request.match_info().get("id").map(str::to_owned);
         let patient = object.clone().filter(|_| route.contains("/patients/{id}"));
         let written = state
             .store

@@ -138,6 +138,31 @@ async fn a_self_harm_check_in_with_a_nul_in_its_note_is_stored_and_raises_the_al
         .expect(200);
     assert_eq!(stored.body["note"], "I can't go on\u{FFFD}");
 
+    // Nor for a note longer than a note may be: it is cut, and said so.
+    let r = app
+        .checkin(
+            &patient,
+            today(NY),
+            &calm_with(json!({"self_harm_thoughts": true, "note": "x".repeat(2500)})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["check_in"]["self_harm_thoughts"], true);
+    assert_eq!(
+        r.body["check_in"]["note"].as_str().unwrap().chars().count(),
+        2000
+    );
+    assert_eq!(r.body["adjusted"][0]["field"], "note");
+    assert!(!r.body["crisis_resources"].as_array().unwrap().is_empty());
+    // Without thoughts of self-harm the patient is asked to shorten it.
+    app.checkin(
+        &patient,
+        today(NY),
+        &calm_with(json!({"note": "x".repeat(2500)})),
+    )
+    .await
+    .expect_problem(422);
+
     // A calm check-in says nothing about adjustments.
     let r = app.checkin(&patient, today(NY), &calm()).await.expect(200);
     assert!(r.body.get("adjusted").is_none(), "{}", r.text);
