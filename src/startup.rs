@@ -69,11 +69,15 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                // Innermost: the route's access rule before any extractor reads the request
+                // (a denial it answers is still audited and carries the headers below).
+                .wrap(from_fn(http::guard::gate))
                 .wrap(from_fn(http::audit_denials))
                 // Patient data must never sit in a browser or proxy cache; responses that
                 // may be cached (the public keys) say so themselves.
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .wrap(from_fn(crate::telemetry::request_telemetry))
+                .wrap(from_fn(http::security_headers))
                 .app_data(data.clone())
                 .app_data(table.clone())
                 .app_data(http::path_config())

@@ -145,6 +145,10 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already authenticated by the gate in front of the handler (`http::guard`).
+        if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+            return Box::pin(async move { Ok(caller) });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());

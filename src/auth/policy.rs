@@ -28,3 +28,86 @@ pub fn reachable_patient(
         Err(ApiError::NotFound)
     }
 }
+
+/// Who may call a route at all, decided before anything else about the request is read, so a
+/// caller without the role learns nothing about the route's body or query rules (a 403 for
+/// `{}` as for a valid body). Handlers check again; this is the gate in front of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed (sign-in, health, public keys).
+    Public,
+    /// Any signed-in user.
+    SignedIn,
+    /// Signed in with one of these roles.
+    Roles(&'static [Role]),
+}
+
+const STAFF: Access = Access::Roles(&[Role::Admin, Role::Counsellor]);
+const ADMIN: Access = Access::Roles(&[Role::Admin]);
+const PATIENT: Access = Access::Roles(&[Role::Patient]);
+
+/// Every documented route and who may call it. A route missing here is a failing test
+/// (`every_documented_route_has_an_access_rule` in tests/api/hardening.rs), not a guess.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/health/live", Access::Public),
+    ("GET", "/health/ready", Access::Public),
+    ("GET", "/metrics", Access::Public),
+    ("GET", "/.well-known/jwks.json", Access::Public),
+    ("POST", "/v1/auth/login", Access::Public),
+    ("POST", "/v1/auth/refresh", Access::Public),
+    ("POST", "/v1/auth/logout", Access::Public),
+    ("POST", "/v1/auth/register", Access::Public),
+    ("GET", "/v1/me", Access::SignedIn),
+    ("PATCH", "/v1/me", Access::SignedIn),
+    ("POST", "/v1/me/password", Access::SignedIn),
+    ("POST", "/v1/invitations", STAFF),
+    ("GET", "/v1/users", ADMIN),
+    ("PATCH", "/v1/users/{id}", ADMIN),
+    ("PUT", "/v1/me/check-ins/{date}", PATIENT),
+    ("GET", "/v1/me/check-ins", PATIENT),
+    ("GET", "/v1/me/check-ins/{date}", PATIENT),
+    ("GET", "/v1/me/summary", PATIENT),
+    ("POST", "/v1/me/sos", PATIENT),
+    ("GET", "/v1/me/access-log", PATIENT),
+    ("GET", "/v1/me/disclosures", PATIENT),
+    ("GET", "/v1/patients/{id}/disclosures", STAFF),
+    ("POST", "/v1/patients/{id}/emergency-disclosures", STAFF),
+    ("GET", "/v1/patients", STAFF),
+    ("GET", "/v1/patients/{id}", STAFF),
+    ("PATCH", "/v1/patients/{id}", STAFF),
+    ("PUT", "/v1/patients/{id}/care-team", ADMIN),
+    ("GET", "/v1/patients/{id}/summary", STAFF),
+    ("GET", "/v1/patients/{id}/trends", STAFF),
+    ("GET", "/v1/patients/{id}/check-ins", STAFF),
+    ("POST", "/v1/patients/{id}/check-ins/import", STAFF),
+    ("GET", "/v1/patients/{id}/risk-policy", STAFF),
+    ("PUT", "/v1/patients/{id}/risk-policy", STAFF),
+    ("POST", "/v1/patients/{id}/risk-policy/backtest", STAFF),
+    ("GET", "/v1/organisation/risk-policy", STAFF),
+    ("PUT", "/v1/organisation/risk-policy", ADMIN),
+    ("POST", "/v1/organisation/risk-policy/backtest", ADMIN),
+    ("GET", "/v1/organisation/crisis-resources", STAFF),
+    ("PUT", "/v1/organisation/crisis-resources", ADMIN),
+    ("GET", "/v1/organisation/audit-events", ADMIN),
+    ("POST", "/v1/organisation/webhooks", ADMIN),
+    ("GET", "/v1/organisation/webhooks", ADMIN),
+    ("GET", "/v1/organisation/webhooks/{id}", ADMIN),
+    ("DELETE", "/v1/organisation/webhooks/{id}", ADMIN),
+    ("GET", "/v1/organisation/webhooks/{id}/deliveries", ADMIN),
+    ("GET", "/v1/alerts", STAFF),
+    ("GET", "/v1/alerts/stream", STAFF),
+    ("GET", "/v1/alerts/{id}", STAFF),
+    ("GET", "/v1/alerts/{id}/history", STAFF),
+    ("POST", "/v1/alerts/{id}/acknowledge", STAFF),
+    ("POST", "/v1/alerts/{id}/resolve", STAFF),
+];
+
+/// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a
+/// route not in [`ROUTES`].
+pub fn route_access(method: &str, pattern: &str) -> Option<Access> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == pattern)
+        .map(|(_, _, a)| *a)
+}

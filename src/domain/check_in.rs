@@ -131,7 +131,8 @@ pub struct CheckInInput {
     pub self_harm_thoughts: Option<bool>,
     /// Free text for the counsellor, at most 2000 characters.
     pub note: Option<String>,
-    /// When the patient answered on the device (RFC 3339).
+    /// When the patient answered on the device (RFC 3339); at most a day ahead of the
+    /// server's clock.
     pub answered_at: Option<DateTime<Utc>>,
 }
 
@@ -201,10 +202,73 @@ fn range(
     }
 }
 
+/// How far ahead of the server's clock a device's `answered_at` may be: a phone's clock that is
+/// off by hours is believable, one a day ahead is not a time the patient answered.
+pub const ANSWERED_AT_MAX_AHEAD: TimeDelta = TimeDelta::days(1);
+
+/// The longest note kept, in characters.
+pub const NOTE_MAX_CHARS: usize = 2000;
+
 impl CheckInInput {
-    /// Validates every field, reporting all errors at once.
+    /// For a check-in reporting thoughts of self-harm, makes its free text fit instead of
+    /// letting it refuse the check-in (which would lose the answer, the alert and the crisis
+    /// lines): a note over [`NOTE_MAX_CHARS`] is cut to that length, and substances over 40
+    /// characters are cut, blank ones dropped, more than 10 cut to the first 10. Returns what
+    /// was changed, field by field; nothing for any other check-in (their free text is
+    /// validated as usual, and a 422 lets the patient fix it).
+    pub fn fit_free_text_of_a_safety_report(&mut self) -> Vec<FieldError> {
+        let mut changed = Vec::new();
+        if self.self_harm_thoughts != Some(true) {
+            return changed;
+        }
+        if let Some(note) = &mut self.note {
+            if note.chars().count() > NOTE_MAX_CHARS {
+                *note = note.chars().take(NOTE_MAX_CHARS).collect();
+                changed.push(FieldError::new(
+                    "note",
+                    format!("was longer than {NOTE_MAX_CHARS} characters; only the first {NOTE_MAX_CHARS} were kept"),
+                ));
+            }
+        }
+        if let Some(list) = &mut self.substances {
+            let before = list.clone();
+            list.retain(|s| !s.trim().is_empty());
+            for s in list.iter_mut() {
+                if s.trim().chars().count() > 40 {
+                    *s = s.trim().chars().take(40).collect();
+                }
+            }
+            list.truncate(10);
+            if *list != before {
+                changed.push(FieldError::new(
+                    "substances",
+                    "did not fit (at most 10 entries of 1 to 40 characters); blank entries were dropped, long ones cut to 40 characters and the list to 10",
+                ));
+            }
+        }
+        changed
+    }
+
+    /// Validates every field against the server's clock, reporting all errors at once.
     pub fn validate(self) -> Result<ValidCheckIn, Vec<FieldError>> {
+        self.validate_at(Utc::now())
+    }
+
+    /// Validates every field, `now` being the server's time, reporting all errors at once.
+    pub fn validate_at(self, now: DateTime<Utc>) -> Result<ValidCheckIn, Vec<FieldError>> {
         let mut e = Vec::new();
+        if self
+            .answered_at
+            .is_some_and(|t| t > now + ANSWERED_AT_MAX_AHEAD)
+        {
+            e.push(FieldError::new(
+                "answered_at",
+                format!(
+                    "is more than a day ahead of the server's time ({}); check the device's clock",
+                    now.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            ));
+        }
         let craving = range(&mut e, "craving", self.craving, 0, 10, true);
         let mood = range(&mut e, "mood", self.mood, 0, 10, true);
         let exercise = range(
@@ -289,8 +353,11 @@ impl CheckInInput {
         };
 
         let note = match self.note {
-            Some(n) if n.chars().count() > 2000 => {
-                e.push(FieldError::new("note", "must be at most 2000 characters"));
+            Some(n) if n.chars().count() > NOTE_MAX_CHARS => {
+                e.push(FieldError::new(
+                    "note",
+                    format!("must be at most {NOTE_MAX_CHARS} characters"),
+                ));
                 None
             }
             Some(n) if n.trim().is_empty() => None,
@@ -519,6 +586,67 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn a_safety_report_is_never_refused_for_its_free_text() {
+        let mut v = base();
+        v["self_harm_thoughts"] = json!(true);
+        v["used_substance"] = json!(true);
+        v["note"] = json!("x".repeat(2001));
+        v["substances"] = json!([
+            " ",
+            "y".repeat(41),
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "j"
+        ]);
+        let mut input = parse(v);
+        let changed: Vec<String> = input
+            .fit_free_text_of_a_safety_report()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(changed, vec!["note", "substances"]);
+        let valid = input.validate().unwrap();
+        assert_eq!(valid.note.unwrap().chars().count(), 2000);
+        assert_eq!(valid.substances.len(), 10);
+        assert_eq!(valid.substances[0], "y".repeat(40));
+
+        // At the limit nothing is changed.
+        let mut v = base();
+        v["self_harm_thoughts"] = json!(true);
+        v["note"] = json!("x".repeat(2000));
+        assert!(parse(v).fit_free_text_of_a_safety_report().is_empty());
+
+        // Any other check-in keeps its 422.
+        let mut v = base();
+        v["note"] = json!("x".repeat(2001));
+        let mut input = parse(v);
+        assert!(input.fit_free_text_of_a_safety_report().is_empty());
+        assert_eq!(fields(input.validate()), vec!["note"]);
+    }
+
+    #[test]
+    fn answered_at_may_be_up_to_a_day_ahead_of_the_server() {
+        let now: DateTime<Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        let at = |t: &str| {
+            let mut v = base();
+            v["answered_at"] = json!(t);
+            parse(v).validate_at(now)
+        };
+        assert!(at("2026-12-03T09:59:59Z").is_ok());
+        assert!(at("2026-12-03T10:00:00Z").is_ok());
+        assert_eq!(fields(at("2026-12-03T10:00:01Z")), vec!["answered_at"]);
+        assert_eq!(fields(at("3000-01-01T00:00:00Z")), vec!["answered_at"]);
+        assert!(at("2020-01-01T00:00:00Z").is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Json, Query};
+use super::extract::{JsonReplacingNul, Query};
 use super::pagination::{Page, PageParams};
 use super::types::utc;
 use crate::auth::{policy, Caller, Role};
@@ -125,6 +125,13 @@ pub struct CheckInResponse {
     /// Crisis resources, present when self-harm, SOS or high-risk use was found: the lines of
     /// the patient's country (their profile's `country`, else their timezone's).
     pub crisis_resources: Vec<CrisisResource>,
+    /// Text the server changed before storing, field by field, so a check-in is never refused
+    /// (nor its self-harm answer lost) for its free text: a NUL character (`\u0000`), which
+    /// cannot be stored, is replaced with U+FFFD; and in a check-in reporting thoughts of
+    /// self-harm, a note or substances that do not fit are cut to fit. Omitted when nothing
+    /// was changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adjusted: Vec<FieldError>,
 }
 
 fn parse_date(raw: &str) -> Result<NaiveDate, ApiError> {
@@ -159,16 +166,29 @@ pub async fn put_check_in(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: Json<CheckInInput>,
+    body: JsonReplacingNul<CheckInInput>,
 ) -> Result<HttpResponse, ApiError> {
     require_patient(&caller)?;
     let date = parse_date(&path.into_inner())?;
-    let valid = body.0.validate().map_err(ApiError::Validation)?;
+    let mut input = body.body;
+    let mut adjusted: Vec<FieldError> = body
+        .replaced
+        .iter()
+        .map(|field| {
+            FieldError::new(
+                field.as_str(),
+                "contained the NUL character (\\u0000), which cannot be stored; it was replaced with \u{FFFD}",
+            )
+        })
+        .collect();
+    adjusted.extend(input.fit_free_text_of_a_safety_report());
+    let valid = input.validate().map_err(ApiError::Validation)?;
     let done = service::submit(&state, &caller, date, valid).await?;
     let body = CheckInResponse {
         check_in: view(done.row, &caller.timezone),
         support: done.support,
         crisis_resources: done.crisis_resources,
+        adjusted,
     };
     Ok(if done.created {
         HttpResponse::Created().json(body)
@@ -489,7 +509,8 @@ pub async fn sos(
         if !ct.starts_with("application/json") {
             return Err(ApiError::UnsupportedMediaType);
         }
-        super::extract::parse_json::<SosRequest>(&body)?
+        // A NUL in the message is replaced, never a reason to refuse the press.
+        super::extract::parse_json_replacing_nul::<SosRequest>(&body)?.0
     };
     if input
         .message

@@ -12,6 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use super::strict;
 use crate::domain::validation::FieldError;
 use crate::error::ApiError;
 
@@ -89,7 +90,7 @@ fn plain_words(message: &str) -> String {
             .and_then(|m| m.split(", expected ").next()),
         message.split(", expected ").nth(1),
     ) else {
-        return message.to_owned();
+        return without_type_names(message);
     };
     let wanted = match expected {
         "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize" => {
@@ -99,9 +100,10 @@ fn plain_words(message: &str) -> String {
         "a boolean" => "true or false",
         "a string" => "text",
         "a sequence" => "a list",
-        e if e.starts_with("struct ") || e.starts_with("a map") => "an object",
+        e if e.starts_with("struct ") || e.starts_with("a map") || e == "an object" => "an object",
+        e if e.starts_with("enum ") || e == "one of the listed names" => "one of the listed names",
         e if e.contains("RFC 3339") || e.contains("date") => return format!("must be {e}"),
-        _ => return message.to_owned(),
+        _ => return without_type_names(message),
     };
     let kind = found
         .split([' ', '`', '"'])
@@ -121,34 +123,95 @@ fn plain_words(message: &str) -> String {
     format!("must be {wanted}, not {found}")
 }
 
-/// Parses a JSON document into `T`: 400 when it is not JSON, 422 naming the field when it
-/// does not fit `T`.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// serde names the Rust type it expected (`struct LoginRequest`, `enum Role`); a client needs
+/// the kind of value, and the server's internals stay its own.
+fn without_type_names(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = message.split(' ').peekable();
+    while let Some(w) = words.next() {
+        match w {
+            "struct" | "enum" | "tuple" if words.peek().is_some() => {
+                let mut kind = w;
+                if w == "tuple" && words.peek() == Some(&"struct") {
+                    words.next();
+                    kind = "struct";
+                }
+                let name = words.next().unwrap_or_default();
+                let tail: String = name
+                    .chars()
+                    .skip_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                out.push(format!(
+                    "{}{tail}",
+                    if kind == "enum" {
+                        "one of the listed names"
+                    } else {
+                        "an object"
+                    }
+                ));
+            }
+            _ => out.push(w.to_owned()),
+        }
+    }
+    out.join(" ")
+}
+
+/// Parses a JSON document: 400 when it is not JSON (or is empty).
+fn parse_document(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "The request body is empty; a JSON object is expected.".into(),
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
-        let inner = e.inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Validation(vec![field_error(e.path(), &inner.to_string())])
-            }
-            _ => ApiError::BadRequest(format!("The body is not valid JSON: {inner}.")),
-        }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::BadRequest(format!("The body is not valid JSON: {e}.")))?;
-    Ok(value)
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("The body is not valid JSON: {e}.")))
+}
+
+/// 422 naming the first string the database could not store (one holding a NUL).
+fn refuse_nul(value: &serde_json::Value) -> Result<(), FieldError> {
+    match strict::find_nul(value) {
+        Some(field) => Err(FieldError::new(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Reads a parsed document into `T` strictly (objects where objects are declared), naming the
+/// field that does not fit.
+fn read_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, FieldError> {
+    strict::read::<T>(value).map_err(|e| field_error(e.path(), &e.inner().to_string()))
+}
+
+/// Parses a JSON document into `T`: 400 when it is not JSON, 422 naming the field when it
+/// does not fit `T` (an array where an object is declared included) or holds a string the
+/// database cannot store.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_document(bytes)?;
+    refuse_nul(&value).map_err(|e| ApiError::Validation(vec![e]))?;
+    read_value(&value).map_err(|e| ApiError::Validation(vec![e]))
+}
+
+/// Like [`parse_json`], but a NUL in a string value is replaced (with U+FFFD) instead of
+/// refused; returns the paths of the values changed. For bodies whose free text must never
+/// cost the rest (a check-in reporting thoughts of self-harm, an SOS).
+pub fn parse_json_replacing_nul<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Vec<String>), ApiError> {
+    let mut value = parse_document(bytes)?;
+    let replaced = strict::replace_nul(&mut value);
+    // Keys are not replaced: one holding a NUL is still refused.
+    refuse_nul(&value).map_err(|e| ApiError::Validation(vec![e]))?;
+    let body = read_value(&value).map_err(|e| ApiError::Validation(vec![e]))?;
+    Ok((body, replaced))
 }
 
 /// Reads a JSON value already parsed (one entry of a list, say) into `T`, naming the field,
-/// relative to the value, that does not fit.
+/// relative to the value, that does not fit or holds a string the database cannot store.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize::<_, T>(value)
-        .map_err(|e| field_error(e.path(), &e.inner().to_string()))
+    refuse_nul(&value)?;
+    read_value(&value)
 }
 
 fn declared_length(req: &HttpRequest) -> Option<usize> {
@@ -206,6 +269,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         Box::pin(async move {
             let body = json_body(json, declared, payload, JSON_LIMIT).await?;
             parse_json(&body).map(Json)
+        })
+    }
+}
+
+/// A JSON request body whose NUL characters in string values are replaced (U+FFFD) rather
+/// than refused, with the paths of the values changed, so the response can say so. Otherwise
+/// as strict as [`Json`].
+#[derive(Debug)]
+pub struct JsonReplacingNul<T> {
+    /// The parsed body.
+    pub body: T,
+    /// The fields whose text had a NUL replaced.
+    pub replaced: Vec<String>,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonReplacingNul<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared = declared_length(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            let bytes = json_body(json, declared, payload, JSON_LIMIT).await?;
+            let (body, replaced) = parse_json_replacing_nul(&bytes)?;
+            Ok(Self { body, replaced })
         })
     }
 }
@@ -317,6 +407,18 @@ mod tests {
             "must be a whole number, not a decimal number"
         );
         assert_eq!(plain_words("something else"), "something else");
+        assert_eq!(
+            plain_words("invalid type: sequence, expected an object"),
+            "must be an object, not a list"
+        );
+        assert_eq!(
+            plain_words("invalid type: map, expected enum Role"),
+            "must be one of the listed names, not an object"
+        );
+        assert_eq!(
+            plain_words("invalid length 1, expected struct LoginRequest with 2 elements"),
+            "invalid length 1, expected an object with 2 elements"
+        );
     }
 
     #[derive(Debug, Deserialize)]

@@ -20,8 +20,11 @@ pub struct UpdateMe {
     pub display_name: Option<String>,
     /// New IANA timezone.
     pub timezone: Option<String>,
-    /// New email address.
+    /// New sign-in address; needs `current_password`. The answer is the same whether or not
+    /// another account has the address (202, see the operation).
     pub email: Option<String>,
+    /// The current password: required with `email`, and only with it.
+    pub current_password: Option<String>,
     /// Patients only: the country whose crisis lines they are shown (ISO 3166-1 alpha-2, e.g.
     /// `DE`); `null` goes back to the country of their timezone.
     #[serde(default, deserialize_with = "present")]
@@ -51,6 +54,19 @@ pub struct Me {
     #[schema(value_type = Option<String>, nullable)]
     pub crisis_country: Option<Option<String>>,
 }
+
+/// The answer to a request that asked to change the email address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailChangeAccepted {
+    /// What happens next, for the person to read.
+    #[schema(
+        example = "If no other account uses this address, it is now the address you sign in with."
+    )]
+    pub message: String,
+}
+
+/// The one answer to an email change, free or taken alike.
+pub const EMAIL_CHANGE_MESSAGE: &str = "If no other account uses this address, it is now the address you sign in with: use it (and your password) the next time you sign in. If it is not, nothing was changed.";
 
 /// A password change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,15 +124,23 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 }
 
 /// Change the signed-in user's display name, timezone or email, and a patient's country.
+///
+/// Changing `email` needs `current_password`, and never tells whether another account has the
+/// address (that would tell who is a patient, anywhere): the answer is 202 with the same
+/// message either way, the address changes only if it is free, and the attempt is audited. A
+/// wrong password is a 422 counted like a failed sign-in; at most 5 email changes per account
+/// per sign-in throttle window (429 after).
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
     request_body = UpdateMe,
     responses(
-        (status = 200, description = "The updated user", body = Me),
+        (status = 200, description = "The updated user (no email change asked)", body = Me),
+        (status = 202, description = "An email change was asked (the other changes are made); the same answer whether or not the address was free", body = EmailChangeAccepted),
         (status = 401, description = "Not signed in", body = Problem),
-        (status = 409, description = "The email is taken", body = Problem),
-        (status = 422, description = "Invalid field", body = Problem),
+        (status = 422, description = "Invalid field, or a missing or wrong current_password", body = Problem),
+        (status = 429, description = "Too many email changes or wrong passwords", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
 #[patch("/me")]
@@ -140,11 +164,23 @@ pub async fn patch_me(
             Err(e) => errors.push(e),
         }
     }
+    let mut new_email = None;
     if let Some(e) = &b.email {
         match accounts::normalise_email("email", e) {
-            Ok(v) => changes.email = Some(v),
+            Ok(v) => new_email = Some(v),
             Err(e) => errors.push(e),
         }
+    }
+    match (&b.email, &b.current_password) {
+        (Some(_), None) => errors.push(crate::domain::validation::FieldError::new(
+            "current_password",
+            "is required to change the email",
+        )),
+        (None, Some(_)) => errors.push(crate::domain::validation::FieldError::new(
+            "current_password",
+            "is only needed to change the email",
+        )),
+        _ => {}
     }
     let country = match &b.country {
         None => None,
@@ -170,18 +206,25 @@ pub async fn patch_me(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // The password is checked (and the address changed, if free) before anything else
+    // changes, so a wrong password changes nothing.
+    let email_asked = match (new_email, b.current_password) {
+        (Some(email), Some(password)) => {
+            accounts::change_email(&state, &caller, password, email).await?;
+            true
+        }
+        _ => false,
+    };
+    let nothing_else =
+        changes.display_name.is_none() && changes.timezone.is_none() && country.is_none();
+    if email_asked && nothing_else {
+        return Ok(email_change_answer());
+    }
     changes.updated_at = Some(store::now());
     let c = caller.clone();
     state
         .store
         .transaction(move |conn| -> Result<(), ApiError> {
-            if let Some(email) = &changes.email {
-                if users::email_taken(conn, email, Some(&c.user_id))? {
-                    return Err(ApiError::Conflict(
-                        "An account with this email already exists.".into(),
-                    ));
-                }
-            }
             users::update_user(conn, &c.user_id, &changes)?;
             if let Some(country) = &country {
                 crate::store::patients::set_country(conn, &c.user_id, country.as_deref())?;
@@ -204,7 +247,16 @@ pub async fn patch_me(
             Ok(())
         })
         .await?;
+    if email_asked {
+        return Ok(email_change_answer());
+    }
     Ok(HttpResponse::Ok().json(load_me(&state, &caller).await?))
+}
+
+fn email_change_answer() -> HttpResponse {
+    HttpResponse::Accepted().json(EmailChangeAccepted {
+        message: EMAIL_CHANGE_MESSAGE.into(),
+    })
 }
 
 /// Change the signed-in user's password. Every session ends, this one included: sign in

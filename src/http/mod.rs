@@ -8,6 +8,7 @@ pub mod auth;
 pub mod check_ins;
 pub mod disclosures;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod import;
 pub mod invitations;
@@ -18,6 +19,7 @@ pub mod pagination;
 pub mod patients;
 pub mod policy;
 pub mod stream;
+pub mod strict;
 pub mod types;
 pub mod users;
 pub mod webhooks;
@@ -143,6 +145,20 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
+/// The `{id}` of the route a request names: from routing, or, when the request was refused
+/// before routing (by [`guard::gate`]), read from its path by the route's pattern.
+fn object_id(request: &HttpRequest) -> Option<String> {
+    if let Some(id) = request.match_info().get("id") {
+        return Some(id.to_owned());
+    }
+    let pattern = request.match_pattern()?;
+    let def = ResourceDef::new(pattern.as_str());
+    let mut path = actix_web::dev::Path::new(request.path());
+    def.capture_match_info(&mut path)
+        .then(|| path.get("id").map(str::to_owned))
+        .flatten()
+}
+
 /// Records every denial an authenticated caller receives in the audit trail, in its own
 /// write (the denied action's transaction, if any, has rolled back): a 403 (a role asking for
 /// what it may not do) as `permission.denied`, a 404 on a route that names an object (one out
@@ -154,11 +170,10 @@ pub async fn audit_denials(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let res = next.call(req).await?;
     let request = res.request();
+    let object = object_id(request);
     let action = match res.status() {
         actix_web::http::StatusCode::FORBIDDEN => "permission.denied",
-        actix_web::http::StatusCode::NOT_FOUND if request.match_info().get("id").is_some() => {
-            "object.denied"
-        }
+        actix_web::http::StatusCode::NOT_FOUND if object.is_some() => "object.denied",
         _ => return Ok(res),
     };
     let caller = actix_web::HttpMessage::extensions(request)
@@ -173,7 +188,6 @@ pub async fn audit_denials(
             request.method(),
             request.match_pattern().unwrap_or_default()
         );
-        let object = request.match_info().get("id").map(str::to_owned);
         let patient = object.clone().filter(|_| route.contains("/patients/{id}"));
         let written = state
             .store
@@ -195,6 +209,41 @@ pub async fn audit_denials(
         if let Err(e) = written {
             tracing::warn!(error = %e, "could not audit a denial");
         }
+    }
+    Ok(res)
+}
+
+/// The Content-Security-Policy of API answers (JSON, never a page): nothing may load, and
+/// nothing may frame them.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The Content-Security-Policy of the browsable docs (`/docs/`): Swagger UI's own scripts and
+/// styles from this server (it sets inline styles), the document from `/openapi.json`, and no
+/// framing (clickjacking).
+pub const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response: `X-Content-Type-Options: nosniff` (a browser never
+/// guesses a type, so JSON holding markup is never run as a page), `X-Frame-Options: DENY`,
+/// and a Content-Security-Policy (the docs' own, else [`API_CSP`]). HSTS is the TLS
+/// terminator's to send (see the README), since only it knows the connection is HTTPS.
+pub async fn security_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let docs = req.path() == "/docs" || req.path().starts_with("/docs/");
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }),
+        );
     }
     Ok(res)
 }

@@ -721,6 +721,119 @@ pub async fn change_password(
         .await
 }
 
+/// How many email changes an account may ask for per throttle window
+/// (`AFTERCARE_LOGIN_WINDOW_SECS`), right password or not: each answer is the same whether or
+/// not the address has an account, and this bounds how many addresses one account can try.
+pub const EMAIL_CHANGES_PER_WINDOW: i32 = 5;
+
+/// Changes the caller's sign-in address, if no other account has it, after checking their
+/// current password.
+///
+/// Whether the address was free is never told: taken or not, the answer is the same `Ok` and
+/// the audit record is the same `account.email_change_requested`. A wrong password is a 422 on
+/// `current_password` counted on the account's sign-in throttle (as for a password change);
+/// every attempt counts against [`EMAIL_CHANGES_PER_WINDOW`].
+pub async fn change_email(
+    state: &AppState,
+    caller: &Caller,
+    current_password: String,
+    new_email: String,
+) -> Result<(), ApiError> {
+    let id = caller.user_id.clone();
+    let user = state
+        .store
+        .run(move |conn| accounts::find_user(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let acct_key = format!("acct:{}", user.email);
+    let email_key = format!("email-change:{}", user.id);
+    let (keys, window) = ((acct_key.clone(), email_key), throttle_window(state));
+    let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
+    let retry = state
+        .store
+        .transaction(move |conn| {
+            count_attempt(
+                conn,
+                &[(&keys.0, max), (&keys.1, EMAIL_CHANGES_PER_WINDOW)],
+                window,
+            )
+        })
+        .await?;
+    if let Some(secs) = retry {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: secs,
+        });
+    }
+    if !state
+        .hasher
+        .verify(current_password, Some(user.password_hash.clone()))
+        .await?
+    {
+        let c = caller.clone();
+        state
+            .store
+            .run(move |conn| -> Result<(), ApiError> {
+                audit::record(
+                    conn,
+                    &c,
+                    audit::Event {
+                        action: "account.email_change_failed",
+                        patient_id: None,
+                        target_type: Some("user"),
+                        target_id: Some(&c.user_id),
+                        outcome: "failure",
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
+        return Err(ApiError::field("current_password", "is incorrect"));
+    }
+    let c = caller.clone();
+    let changed = state
+        .store
+        .transaction(move |conn| -> Result<(), ApiError> {
+            sessions::clear_throttle(conn, &acct_key)?;
+            if !accounts::email_taken(conn, &new_email, Some(&c.user_id))? {
+                accounts::update_user(
+                    conn,
+                    &c.user_id,
+                    &accounts::UserChanges {
+                        email: Some(new_email),
+                        updated_at: Some(store::now()),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await;
+    match changed {
+        // Another account took the address between the check and the write: the same as
+        // taken before.
+        Ok(()) | Err(ApiError::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let c = caller.clone();
+    state
+        .store
+        .run(move |conn| -> Result<(), ApiError> {
+            audit::record(
+                conn,
+                &c,
+                audit::Event {
+                    action: "account.email_change_requested",
+                    patient_id: (c.role == Role::Patient).then_some(c.user_id.as_str()),
+                    target_type: Some("user"),
+                    target_id: Some(&c.user_id),
+                    outcome: "success",
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}
+
 /// An invitation request.
 pub struct InvitationRequest {
     /// `patient` or `counsellor`.

@@ -15,6 +15,7 @@ mod foundation;
 mod hardening;
 mod helpers;
 mod import;
+mod input_hardening;
 mod lab;
 mod migrations;
 mod patients;
