@@ -114,7 +114,7 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     request_body = UpdateMe,
     responses(
         (status = 200, description = "The updated user", body = Me),
-        (status = 401, description = "Not signed in", body = Problem),
+        (status = 401, description = "Not signed in, or (type ending reauthentication-required) an email change without a sign-in within the last 10 minutes", body = Problem),
         (status = 409, description = "The email is taken", body = Problem),
         (status = 422, description = "Invalid field", body = Problem),
     )
@@ -126,6 +126,10 @@ pub async fn patch_me(
     body: Json<UpdateMe>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
+    // Changing the sign-in email is a sensitive change (SPEC §12).
+    if b.email.is_some() {
+        caller.require_recent_sign_in()?;
+    }
     let mut errors = Vec::new();
     let mut changes = users::UserChanges::default();
     if let Some(n) = &b.display_name {

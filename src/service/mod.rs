@@ -9,5 +9,6 @@ pub mod check_ins;
 pub mod idempotency;
 pub mod import;
 pub mod lab;
+pub mod mfa;
 pub mod patients;
 pub mod sweep;

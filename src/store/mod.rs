@@ -310,6 +310,7 @@ pub mod deliveries;
 pub mod idempotency;
 pub mod invitations;
 pub mod lab;
+pub mod mfa;
 pub mod patients;
 pub mod sessions;
 

@@ -14,6 +14,7 @@ mod hardening;
 mod helpers;
 mod import;
 mod lab;
+mod mfa;
 mod migrations;
 mod patients;
 mod processes;
