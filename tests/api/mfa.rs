@@ -546,3 +546,21 @@ async fn the_second_factor_is_turned_off_with_the_password_and_a_code() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_same_code_sent_twice_at_once_signs_in_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let c = app.counsellor(&admin).await;
+    let (secret, _) = enrol(&app, &c).await;
+
+    let (t1, t2) = (
+        first_step(&app, &c.email).await,
+        first_step(&app, &c.email).await,
+    );
+    let now = code(&secret, 0);
+    let (a, b) = tokio::join!(second_step(&app, &t1, &now), second_step(&app, &t2, &now));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.text, b.text);
+}
