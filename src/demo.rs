@@ -47,6 +47,8 @@ pub struct Account {
     pub email: String,
     /// What to look for (patients: phase, timezone and story).
     pub note: String,
+    /// The TOTP secret (base32) of an account that signs in with a second factor.
+    pub totp_secret: Option<String>,
 }
 
 /// What the demo created.
@@ -257,6 +259,8 @@ fn caller(user_id: &str, organisation_id: &str, role: Role, timezone: &str) -> C
         role,
         timezone: timezone.to_owned(),
         request_id: None,
+        signed_in_at: None,
+        must_enrol_mfa: false,
     }
 }
 
@@ -293,6 +297,7 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
         name: "Administrator".into(),
         email: ADMIN_EMAIL.into(),
         note: "invites, care teams, policy, audit log".into(),
+        totp_secret: None,
     });
     let admin = caller(&admin_id, &organisation_id, Role::Admin, "UTC");
 
@@ -315,7 +320,15 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
             name: name.into(),
             email: email(local),
             note: "caseload of 6".into(),
+            totp_secret: None,
         });
+    }
+    // The second counsellor signs in with a second factor, as staff of a clinic requiring one
+    // would: enrolled and confirmed through the service, as the API does it.
+    let secret = enrol_totp(state, counsellors.get(MFA_COUNSELLOR)).await?;
+    if let Some(account) = accounts.get_mut(1 + MFA_COUNSELLOR) {
+        account.note = "caseload of 6; signs in with a second factor (TOTP)".into();
+        account.totp_secret = Some(secret);
     }
 
     let mut rng = StdRng::seed_from_u64(SEED);
@@ -381,6 +394,7 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
                 COUNSELLORS.get(spec.counsellor).map_or("", |c| c.0),
                 spec.note
             ),
+            totp_secret: None,
         });
     }
 
@@ -414,6 +428,33 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
         alerts,
         open_alerts,
     })
+}
+
+/// Which of [`COUNSELLORS`] has a second factor on.
+const MFA_COUNSELLOR: usize = 1;
+
+/// Turns TOTP on for a demo counsellor; returns the secret (base32).
+async fn enrol_totp(state: &AppState, counsellor: Option<&Caller>) -> anyhow::Result<String> {
+    let Some(c) = counsellor else {
+        anyhow::bail!("demo data names a counsellor that does not exist");
+    };
+    // Enrolling needs a recent sign-in; the demo acts for the counsellor just now.
+    let c = Caller {
+        signed_in_at: Some(crate::store::now()),
+        ..c.clone()
+    };
+    let enrolment = service::mfa::begin(state, &c)
+        .await
+        .map_err(|e| explain("cannot start TOTP enrolment", e))?;
+    let secret = crate::auth::totp::from_base32(&enrolment.secret)
+        .ok_or_else(|| anyhow::anyhow!("the new TOTP secret is not base32"))?;
+    let step = crate::auth::totp::step_of(Utc::now().timestamp());
+    let code = crate::auth::totp::code_at(&secret, step)
+        .ok_or_else(|| anyhow::anyhow!("cannot compute a TOTP code"))?;
+    service::mfa::confirm(state, &c, code)
+        .await
+        .map_err(|e| explain("cannot confirm TOTP enrolment", e))?;
+    Ok(enrolment.secret)
 }
 
 /// Invites and registers one counsellor or patient; returns the new user's id.
@@ -763,6 +804,24 @@ fn day(rng: &mut StdRng, spec: &PatientSpec, k: i64) -> Option<CheckInInput> {
     }
 }
 
+/// How to sign in as the demo's counsellor with a second factor.
+fn mfa_note(report: &Report) -> String {
+    let Some((email, secret)) = report
+        .accounts
+        .iter()
+        .find_map(|a| a.totp_secret.as_ref().map(|s| (&a.email, s)))
+    else {
+        return String::new();
+    };
+    format!(
+        "\n{email} signs in with a second factor. TOTP secret (base32): {secret}\n  Add it to an \
+         authenticator app, or compute a code with `oathtool --totp -b {secret}`. POST \
+         /v1/auth/login answers 401 `mfa-required` with an mfa_token; send it with the code:\n  \
+         curl -s localhost:8080/v1/auth/mfa -H 'content-type: application/json' \\\n    \
+         -d '{{\"mfa_token\":\"…\",\"code\":\"'$(oathtool --totp -b {secret})'\"}}'\n"
+    )
+}
+
 /// The table `aftercare demo` prints.
 pub fn render(report: &Report) -> String {
     let mut rows = vec![[
@@ -806,7 +865,7 @@ pub fn render(report: &Report) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{} check-ins, {} alerts ({} open).\n\nNext: `cargo run --release` (same \
+        "\n{} check-ins, {} alerts ({} open).\n{}\nNext: `cargo run --release` (same \
          AFTERCARE_DATABASE_URL), sign in with POST /v1/auth/login as any of the above, e.g.\n  \
          curl -s localhost:8080/v1/auth/login -H 'content-type: application/json' \\\n    \
          -d '{{\"email\":\"{}\",\"password\":\"{PASSWORD}\"}}'\nthen GET /v1/patients (the \
@@ -814,6 +873,7 @@ pub fn render(report: &Report) -> String {
         report.check_ins,
         report.alerts,
         report.open_alerts,
+        mfa_note(report),
         email(COUNSELLORS[0].1),
     ));
     out

@@ -25,6 +25,10 @@ pub struct Problem {
     /// On validation failures: each invalid field and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// On `/problems/mfa-required` only: the token that carries this sign-in to
+    /// `POST /v1/auth/mfa` with the second factor (valid 5 minutes, single use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
 }
 
 /// Everything a request can fail with.
@@ -42,6 +46,18 @@ pub enum ApiError {
     /// Missing, expired or invalid credentials.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The password was right; the account's second factor is due (`POST /v1/auth/mfa`).
+    #[error("second factor required")]
+    MfaRequired {
+        /// Carries the sign-in to the second step.
+        mfa_token: String,
+    },
+    /// The organisation requires staff to have a second factor and this account has none yet.
+    #[error("second factor enrolment required")]
+    MfaEnrolmentRequired,
+    /// A sensitive operation, and the session did not sign in recently.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// Authenticated, but the role may not do this.
     #[error("forbidden")]
     Forbidden,
@@ -109,6 +125,27 @@ impl ApiError {
                 "Authentication required",
                 d.clone(),
             ),
+            Self::MfaRequired { .. } => (
+                "/problems/mfa-required",
+                "Second factor required",
+                "The password is right; send a code from your authenticator app (or a recovery \
+                 code) with this mfa_token to POST /v1/auth/mfa within 5 minutes."
+                    .into(),
+            ),
+            Self::MfaEnrolmentRequired => (
+                "/problems/mfa-enrolment-required",
+                "Second factor enrolment required",
+                "Your organisation requires staff to sign in with a second factor. Set one up \
+                 with POST /v1/me/mfa/totp; until then only /v1/me and /v1/me/mfa are open."
+                    .into(),
+            ),
+            Self::ReauthenticationRequired => (
+                "/problems/reauthentication-required",
+                "Reauthentication required",
+                "This change needs a sign-in within the last 10 minutes: sign in again, then \
+                 retry."
+                    .into(),
+            ),
             Self::Forbidden => (
                 "/problems/forbidden",
                 "Forbidden",
@@ -160,8 +197,10 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) | Self::BadQuery(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) | Self::MfaRequired { .. } | Self::ReauthenticationRequired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -192,12 +231,16 @@ impl ResponseError for ApiError {
                 Self::Validation(e) | Self::BadQuery(e) => Some(e.clone()),
                 _ => None,
             },
+            mfa_token: match self {
+                Self::MfaRequired { mfa_token } => Some(mfa_token.clone()),
+                _ => None,
+            },
         };
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         resp.insert_header((header::CACHE_CONTROL, "no-store"));
         match self {
-            Self::Unauthorized(_) => {
+            Self::Unauthorized(_) | Self::MfaRequired { .. } | Self::ReauthenticationRequired => {
                 resp.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"aftercare\""),

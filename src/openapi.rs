@@ -49,8 +49,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// Errors every operation can answer, whether or not its own annotation lists them: 503 when
-/// storage is unavailable, and for operations with a JSON body 400 (malformed), 413 (over
-/// 64 KiB) and 415 (not JSON). And every problem is `application/problem+json`.
+/// storage is unavailable, for operations with a JSON body 400 (malformed), 413 (over
+/// 64 KiB) and 415 (not JSON), and for signed-in operations the 403 of a required second
+/// factor not yet enrolled. And every problem is `application/problem+json`.
 fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     use utoipa::openapi::{ContentBuilder, Header, Ref, RefOr, ResponseBuilder};
@@ -108,6 +109,20 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                 responses
                     .entry("415".into())
                     .or_insert_with(|| problem("The body is not application/json", false));
+            }
+            // The organisation's `staff_mfa: required` closes every signed-in route but the
+            // caller's own account and second factor to staff who have not enrolled yet.
+            let signed_in = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            if signed_in && !crate::auth::caller::mfa_enrolment_open(path) {
+                const ENROL: &str = "or (type ending mfa-enrolment-required) the organisation \
+                    requires staff to have a second factor and the caller has none yet";
+                match responses.get_mut("403") {
+                    Some(RefOr::T(r)) => r.description = format!("{}; {ENROL}", r.description),
+                    _ => {
+                        responses
+                            .insert("403".into(), problem(&format!("Forbidden: {ENROL}"), false));
+                    }
+                }
             }
         }
     }

@@ -61,6 +61,28 @@ pub struct Caller {
     pub timezone: String,
     /// The request id, for the audit trail.
     pub request_id: Option<String>,
+    /// When this session signed in (refreshes keep it); `None` for callers without a session
+    /// sign-in time (sessions from before it was kept, in-process tools).
+    pub signed_in_at: Option<chrono::NaiveDateTime>,
+    /// Staff of an organisation that requires a second factor, without one yet: they may
+    /// reach only `/v1/me` and `/v1/me/mfa/…` (see [`mfa_enrolment_open`]).
+    pub must_enrol_mfa: bool,
+}
+
+/// How recent a sign-in a sensitive operation needs, unless the request carries the password.
+pub const REAUTHENTICATION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Whether a session that signed in at `signed_in_at` may do a sensitive operation at `now`.
+pub fn signed_in_recently(
+    signed_in_at: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+) -> bool {
+    signed_in_at.is_some_and(|at| now - at <= REAUTHENTICATION_WINDOW)
+}
+
+/// The paths staff who must still enrol a second factor may reach.
+pub fn mfa_enrolment_open(path: &str) -> bool {
+    path == "/v1/me" || path == "/v1/me/mfa" || path.starts_with("/v1/me/mfa/")
 }
 
 impl Caller {
@@ -70,6 +92,16 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
+        }
+    }
+
+    /// 401 (`reauthentication-required`) unless the session signed in within the last
+    /// [`REAUTHENTICATION_WINDOW`]: for sensitive operations whose request carries no password.
+    pub fn require_recent_sign_in(&self) -> Result<(), ApiError> {
+        if signed_in_recently(self.signed_in_at, crate::store::now()) {
+            Ok(())
+        } else {
+            Err(ApiError::ReauthenticationRequired)
         }
     }
 }
@@ -103,21 +135,29 @@ pub async fn authenticate(
         .verify(token)
         .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
     let (user_id, sid) = (claims.sub.clone(), claims.sid.clone());
-    let (user, session_open) = state
+    let (user, session, must_enrol_mfa) = state
         .store
         .run(move |conn| -> Result<_, ApiError> {
             let user = accounts::find_user(conn, &user_id)?;
-            let open = crate::store::sessions::session_open(conn, &user_id, &sid)?;
-            Ok((user, open))
+            let session = crate::store::sessions::open_session(conn, &user_id, &sid)?;
+            // Staff of an organisation requiring a second factor, without one.
+            let must_enrol = match &user {
+                Some(u) if u.role != Role::Patient.as_str() => {
+                    crate::store::mfa::staff_mfa(conn, &u.organisation_id)? == "required"
+                        && !crate::store::mfa::totp_enabled(conn, &u.id)?
+                }
+                _ => false,
+            };
+            Ok((user, session, must_enrol))
         })
         .await?;
     let invalid =
         || ApiError::Unauthorized("The access token is no longer valid; sign in again.".into());
     let user = user.ok_or_else(invalid)?;
     // Logged out, or revoked because its refresh token was reused.
-    if !session_open {
+    let Some(signed_in_at) = session else {
         return Err(invalid());
-    }
+    };
     if user.disabled || user.organisation_id != claims.org {
         return Err(invalid());
     }
@@ -132,6 +172,8 @@ pub async fn authenticate(
         role,
         timezone: user.timezone,
         request_id,
+        signed_in_at,
+        must_enrol_mfa,
     })
 }
 
@@ -147,7 +189,13 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Already authenticated by the gate in front of the handler (`http::guard`).
         if let Some(caller) = req.extensions().get::<Caller>().cloned() {
-            return Box::pin(async move { Ok(caller) });
+            let open = mfa_enrolment_open(req.path());
+            return Box::pin(async move {
+                if caller.must_enrol_mfa && !open {
+                    return Err(ApiError::MfaEnrolmentRequired);
+                }
+                Ok(caller)
+            });
         }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
@@ -158,7 +206,51 @@ impl FromRequest for Caller {
             let caller = authenticate(&state, &token?, request_id).await?;
             // For the audit of denials, which happen after the handler has the caller.
             req.extensions_mut().insert(caller.clone());
+            // Enforced here, for every route at once: staff who must enrol a second factor
+            // reach nothing else until they have.
+            if caller.must_enrol_mfa && !mfa_enrolment_open(req.path()) {
+                return Err(ApiError::MfaEnrolmentRequired);
+            }
             Ok(caller)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_is_recent_for_ten_minutes() {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 3)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let later = |secs| at + chrono::TimeDelta::seconds(secs);
+        assert!(signed_in_recently(Some(at), later(599)));
+        assert!(signed_in_recently(Some(at), later(600)));
+        assert!(!signed_in_recently(Some(at), later(601)));
+        assert!(!signed_in_recently(None, at));
+    }
+
+    #[test]
+    fn staff_who_must_enrol_reach_only_their_own_account_and_mfa() {
+        for open in [
+            "/v1/me",
+            "/v1/me/mfa",
+            "/v1/me/mfa/totp",
+            "/v1/me/mfa/totp/confirm",
+        ] {
+            assert!(mfa_enrolment_open(open), "{open}");
+        }
+        for closed in [
+            "/v1/patients",
+            "/v1/me/password",
+            "/v1/me/mfaX",
+            "/v1/me/check-ins/2026-12-03",
+            "/v1/organisation/security",
+        ] {
+            assert!(!mfa_enrolment_open(closed), "{closed}");
+        }
     }
 }

@@ -6,5 +6,6 @@ pub mod keyfile;
 pub mod password;
 pub mod policy;
 pub mod tokens;
+pub mod totp;
 
 pub use caller::{Caller, Role};

@@ -52,6 +52,7 @@ pub struct Keys {
     decoding: DecodingKey,
     public_x: String,
     issuer: String,
+    sealer: super::totp::SecretBox,
 }
 
 impl Keys {
@@ -69,6 +70,7 @@ impl Keys {
             decoding: DecodingKey::from_ed_components(&public_x)?,
             public_x,
             issuer: issuer.to_owned(),
+            sealer: super::totp::SecretBox::derive(signing.as_bytes())?,
         })
     }
 
@@ -81,6 +83,11 @@ impl Keys {
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| anyhow::anyhow!("cannot encode key: {e}"))?;
         Ok(pem.to_string())
+    }
+
+    /// Seals TOTP secrets at rest, with a key derived from this signing key.
+    pub fn sealer(&self) -> &super::totp::SecretBox {
+        &self.sealer
     }
 
     /// The key id in token headers.

@@ -64,6 +64,10 @@ async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
     let caller = crate::auth::caller::authenticate(&state, &token, request_id).await?;
     // Kept for the handler's `Caller` and for the audit of a denial.
     req.extensions_mut().insert(caller.clone());
+    // Staff who must enrol a second factor reach nothing else until they have.
+    if caller.must_enrol_mfa && !crate::auth::caller::mfa_enrolment_open(req.path()) {
+        return Err(ApiError::MfaEnrolmentRequired);
+    }
     match roles {
         Some(roles) => caller.require(roles),
         None => Ok(()),

@@ -150,6 +150,8 @@ pub async fn patch_me(
     body: Json<UpdateMe>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
+    // Changing the sign-in email is a sensitive change (SPEC §12): it always carries the
+    // password (checked in `accounts::change_email`), which stands for a recent sign-in.
     let mut errors = Vec::new();
     let mut changes = users::UserChanges::default();
     if let Some(n) = &b.display_name {

@@ -14,6 +14,7 @@ pub mod import;
 pub mod invitations;
 pub mod lab;
 pub mod me;
+pub mod mfa;
 pub mod organisation;
 pub mod pagination;
 pub mod patients;
@@ -43,6 +44,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(auth::refresh)
                 .service(auth::logout)
                 .service(auth::register)
+                .service(mfa::login_mfa)
+                .service(mfa::mfa_status)
+                .service(mfa::begin_totp)
+                .service(mfa::confirm_totp)
+                .service(mfa::disable_totp)
+                .service(mfa::get_security)
+                .service(mfa::put_security)
                 .service(me::get_me)
                 .service(me::patch_me)
                 .service(me::change_password)

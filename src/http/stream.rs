@@ -157,6 +157,9 @@ async fn still_allowed(st: &AppState, token: &str, before: &Caller) -> Option<Ca
         .await
         .ok()?;
     now.require(&[Role::Admin, Role::Counsellor]).ok()?;
+    if now.must_enrol_mfa {
+        return None;
+    }
     Some(now)
 }
 

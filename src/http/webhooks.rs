@@ -78,7 +78,7 @@ fn view(w: WebhookRow) -> Webhook {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response (the same webhook and secret) instead of registering another; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Registered; the secret is shown once", body = CreatedWebhook),
-        (status = 401, description = "Not signed in", body = Problem),
+        (status = 401, description = "Not signed in, or (type ending reauthentication-required) not signed in within the last 10 minutes", body = Problem),
         (status = 403, description = "Admins only", body = Problem),
         (status = 422, description = "A refused URL or unknown event", body = Problem),
     )
@@ -90,6 +90,8 @@ pub async fn create_webhook(
     body: IdempotentJson<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
+    // A new receiver of alert events is a sensitive change (SPEC §12).
+    caller.require_recent_sign_in()?;
     let (b, key) = (body.body, body.key);
     let allow_private = state.settings.webhook_allow_private_networks;
     let mut errors = Vec::new();

@@ -84,7 +84,7 @@ pub struct Session {
     pub user: UserRow,
 }
 
-fn new_refresh(
+pub(super) fn new_refresh(
     conn: &mut DbConnection,
     state: &AppState,
     user_id: &str,
@@ -95,6 +95,8 @@ fn new_refresh(
     let ttl = TimeDelta::seconds(
         i64::try_from(state.settings.refresh_token_ttl.as_secs()).unwrap_or(86_400),
     );
+    // A new family is a new sign-in; a refresh keeps its family's sign-in time.
+    let authenticated_at = sessions::family_signed_in_at(conn, family_id)?.unwrap_or(Some(now));
     sessions::insert_refresh(
         conn,
         &RefreshTokenRow {
@@ -106,6 +108,7 @@ fn new_refresh(
             used_at: None,
             revoked_at: None,
             created_at: now,
+            authenticated_at,
         },
     )?;
     Ok(NewRefresh {
@@ -115,12 +118,16 @@ fn new_refresh(
 }
 
 /// A refresh token just issued, and the session (token family) it belongs to.
-struct NewRefresh {
+pub(super) struct NewRefresh {
     token: String,
     session_id: String,
 }
 
-fn session_for(state: &AppState, user: UserRow, refresh: NewRefresh) -> Result<Session, ApiError> {
+pub(super) fn session_for(
+    state: &AppState,
+    user: UserRow,
+    refresh: NewRefresh,
+) -> Result<Session, ApiError> {
     let ttl = i64::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(900);
     let access_token = state
         .keys
@@ -475,7 +482,7 @@ fn unbump(mut row: ThrottleRow, max: i32) -> ThrottleRow {
 /// the counters' row locks; returns the seconds to wait instead when any key is blocked (and
 /// then counts nothing). Keys are locked in the order given: callers always give the account
 /// first, so two attempts never deadlock.
-fn count_attempt(
+pub(super) fn count_attempt(
     conn: &mut DbConnection,
     keys: &[(&str, i32)],
     window: TimeDelta,
@@ -494,7 +501,7 @@ fn count_attempt(
     Ok(retry)
 }
 
-fn throttle_window(state: &AppState) -> TimeDelta {
+pub(super) fn throttle_window(state: &AppState) -> TimeDelta {
     TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900))
 }
 
@@ -534,13 +541,19 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let result = state
         .store
         .transaction(
-            move |conn| -> Result<Result<(UserRow, NewRefresh), ()>, ApiError> {
+            move |conn| -> Result<Result<(UserRow, NewRefresh), Option<String>>, ApiError> {
                 let now = store::now();
                 match user.filter(|u| ok && !u.disabled) {
                     Some(user) => {
                         sessions::clear_throttle(conn, &acct_key)?;
                         let ip = sessions::lock_throttle(conn, &ip_key, now)?;
                         sessions::put_throttle(conn, &unbump(ip, max_ip))?;
+                        // With a second factor on, the password opens only the second step.
+                        if let Some(token) =
+                            super::mfa::challenge(conn, &user, now, request_id.as_deref())?
+                        {
+                            return Ok(Err(Some(token)));
+                        }
                         let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
                         audit::record_anonymous(
                             conn,
@@ -563,7 +576,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                             "failure",
                             request_id.as_deref(),
                         )?;
-                        Ok(Err(()))
+                        Ok(Err(None))
                     }
                 }
             },
@@ -571,7 +584,8 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
         .await?;
     match result {
         Ok((user, refresh)) => session_for(state, user, refresh),
-        Err(()) => Err(ApiError::Unauthorized(
+        Err(Some(mfa_token)) => Err(ApiError::MfaRequired { mfa_token }),
+        Err(None) => Err(ApiError::Unauthorized(
             "The email or password is incorrect.".into(),
         )),
     }

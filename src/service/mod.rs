@@ -11,5 +11,6 @@ pub mod disclosures;
 pub mod idempotency;
 pub mod import;
 pub mod lab;
+pub mod mfa;
 pub mod patients;
 pub mod sweep;

@@ -122,7 +122,7 @@ pub async fn escalations_once(state: &AppState) -> Result<usize, ApiError> {
 const FEED_RETENTION: TimeDelta = TimeDelta::days(7);
 
 /// Deletes what has outlived its use: spent login-throttle counters, refresh tokens long
-/// expired, old live-feed entries. Returns how many rows went.
+/// expired, old live-feed entries, expired two-step sign-ins. Returns how many rows went.
 pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
     let window = TimeDelta::from_std(state.settings.login_window).unwrap_or(TimeDelta::hours(1));
     let refresh_ttl =
@@ -133,7 +133,8 @@ pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
             let now = store::now();
             Ok(sessions::prune_throttles(conn, now - window, now)?
                 + sessions::prune_refresh_tokens(conn, now - refresh_ttl)?
-                + deliveries::prune_feed(conn, now - FEED_RETENTION)?)
+                + deliveries::prune_feed(conn, now - FEED_RETENTION)?
+                + crate::store::mfa::prune_challenges(conn, now)?)
         })
         .await
 }

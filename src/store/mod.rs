@@ -311,6 +311,7 @@ pub mod disclosures;
 pub mod idempotency;
 pub mod invitations;
 pub mod lab;
+pub mod mfa;
 pub mod patients;
 pub mod sessions;
 

@@ -8,6 +8,7 @@ diesel::table! {
         risk_policy -> Text,
         crisis_resources -> Nullable<Text>,
         created_at -> Timestamp,
+        staff_mfa -> Text,
     }
 }
 
@@ -94,6 +95,7 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        authenticated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -292,6 +294,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Text,
+        secret_sealed -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(patients -> users (user_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -321,4 +353,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     delivery_attempts,
     alert_feed,
+    totp_credentials,
+    recovery_codes,
+    mfa_challenges,
 );

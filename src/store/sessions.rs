@@ -18,6 +18,8 @@ pub struct RefreshTokenRow {
     pub used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// When the session's sign-in happened; the same on every token of a family.
+    pub authenticated_at: Option<NaiveDateTime>,
 }
 
 /// Stores a refresh token.
@@ -76,6 +78,37 @@ pub fn session_open(conn: &mut DbConnection, user_id: &str, family_id: &str) -> 
         .count()
         .get_result(conn)?;
     Ok(open > 0)
+}
+
+/// The sign-in time of a session (refresh-token family): `None` when the family has no token
+/// yet (a new sign-in), `Some(None)` for a session from before sign-in times were kept.
+pub fn family_signed_in_at(
+    conn: &mut DbConnection,
+    family_id: &str,
+) -> StoreResult<Option<Option<NaiveDateTime>>> {
+    Ok(refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .order(refresh_tokens::created_at.desc())
+        .select(refresh_tokens::authenticated_at)
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether a user's session is still open (as [`session_open`]) and, if so, when it signed
+/// in (`None` for a session from before sign-in times were kept): one query per request.
+pub fn open_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    family_id: &str,
+) -> StoreResult<Option<Option<NaiveDateTime>>> {
+    Ok(refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .order(refresh_tokens::created_at.desc())
+        .select(refresh_tokens::authenticated_at)
+        .first(conn)
+        .optional()?)
 }
 
 /// Revokes every session of a user.

@@ -141,6 +141,43 @@ async fn the_demo_clinic_shows_the_whole_loop() {
     assert!(items.len() > 7, "{}", history.text);
     assert!(items.iter().all(|c| c["late"] == false), "{}", history.text);
 
+    // One counsellor signs in with a second factor: the printed secret gives the codes.
+    let mfa = report
+        .accounts
+        .iter()
+        .find(|a| a.totp_secret.is_some())
+        .expect("a counsellor with a second factor");
+    assert_eq!(mfa.role, "counsellor");
+    let secret_b32 = mfa.totp_secret.clone().unwrap();
+    let printed = aftercare::demo::render(&report);
+    assert!(
+        printed.contains(&format!("oathtool --totp -b {secret_b32}")),
+        "{printed}"
+    );
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &serde_json::json!({"email": mfa.email, "password": aftercare::demo::PASSWORD}),
+        )
+        .await
+        .expect_problem(401);
+    let token = r.body["mfa_token"].as_str().unwrap().to_owned();
+    let secret = aftercare::auth::totp::from_base32(&secret_b32).unwrap();
+    // The demo confirmed with the current code; the app's next one signs in.
+    let step = aftercare::auth::totp::step_of(chrono::Utc::now().timestamp()) + 1;
+    let code = aftercare::auth::totp::code_at(&secret, step).unwrap();
+    let r = app
+        .post(
+            "/v1/auth/mfa",
+            None,
+            &serde_json::json!({"mfa_token": token, "code": code}),
+        )
+        .await
+        .expect(200);
+    let token = r.body["access_token"].as_str().unwrap();
+    app.get("/v1/patients", Some(token)).await.expect(200);
+
     // A second run refuses: the database is no longer empty.
     let err = aftercare::demo::run(&app.state)
         .await

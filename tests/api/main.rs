@@ -17,6 +17,7 @@ mod helpers;
 mod import;
 mod input_hardening;
 mod lab;
+mod mfa;
 mod migrations;
 mod patients;
 mod processes;
