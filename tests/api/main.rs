@@ -17,4 +17,5 @@ mod lab;
 mod migrations;
 mod patients;
 mod processes;
+mod receivers;
 mod rules;
