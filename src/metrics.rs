@@ -18,6 +18,13 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     ],
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("sweep_duration_seconds".into()),
+                    &[
+                        0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    ],
+                )
                 .ok()?;
             builder.install_recorder().ok()
         })
@@ -33,6 +40,12 @@ pub fn record_request(method: &str, route: &str, status: u16, seconds: f64) {
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(seconds);
+}
+
+/// Records how long one run of a background sweep took (`missed_check_ins`: everyone due
+/// reviewed; `escalations`: every due alert escalated).
+pub fn record_sweep(sweep: &'static str, seconds: f64) {
+    metrics::histogram!("sweep_duration_seconds", "sweep" => sweep).record(seconds);
 }
 
 /// Records the pool's state just before a scrape.

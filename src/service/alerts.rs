@@ -151,47 +151,13 @@ pub fn record(
     policy: &RiskPolicy,
     now: NaiveDateTime,
 ) -> Result<Option<(AlertRow, Raised)>, ApiError> {
-    let (organisation_id, patient_id) =
-        (patient.organisation_id.as_str(), patient.user_id.as_str());
+    let patient_id = patient.user_id.as_str();
     let existing = alerts::find_unresolved(conn, patient_id)?;
     let sos = seen.iter().any(|s| s.finding.rule == RuleId::Sos);
     let Some(mut alert) = existing else {
-        let Some((first, rest)) = seen.split_first() else {
+        let Some(alert) = new_alert(patient, seen, check_in_date, policy, now)? else {
             return Ok(None);
         };
-        let mut episode = Episode::open(first.finding, first.on);
-        for s in rest {
-            episode.join(s.finding, s.on);
-        }
-        let severity = episode.severity();
-        let mut alert = AlertRow {
-            id: store::new_id(),
-            organisation_id: organisation_id.to_owned(),
-            patient_id: patient_id.to_owned(),
-            rule: String::new(),
-            severity: String::new(),
-            severity_rank: 0,
-            status: "open".into(),
-            title: String::new(),
-            explanation: String::new(),
-            evidence: String::new(),
-            check_in_date,
-            occurrences: 0,
-            created_at: now,
-            updated_at: now,
-            last_seen_at: now,
-            escalation_due_at: escalation_due(severity, policy, now),
-            escalated_at: None,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            outcome: None,
-            note: None,
-            findings: String::new(),
-            rules: String::new(),
-        };
-        apply_episode(&mut alert, &episode)?;
         alerts::insert(conn, &alert)?;
         // An SOS is the patient's own act; other alerts are the risk engine's reading.
         let actor = sos.then_some(patient_id);
@@ -310,6 +276,55 @@ pub fn record(
     Ok(Some((alert, raised)))
 }
 
+/// The alert a patient's first findings open (nothing written yet); `None` without findings.
+pub fn new_alert(
+    patient: &crate::store::patients::PatientRow,
+    seen: &[Seen<'_>],
+    check_in_date: Option<NaiveDate>,
+    policy: &RiskPolicy,
+    now: NaiveDateTime,
+) -> Result<Option<AlertRow>, ApiError> {
+    let (organisation_id, patient_id) =
+        (patient.organisation_id.as_str(), patient.user_id.as_str());
+    let Some((first, rest)) = seen.split_first() else {
+        return Ok(None);
+    };
+    let mut episode = Episode::open(first.finding, first.on);
+    for s in rest {
+        episode.join(s.finding, s.on);
+    }
+    let severity = episode.severity();
+    let mut alert = AlertRow {
+        id: store::new_id(),
+        organisation_id: organisation_id.to_owned(),
+        patient_id: patient_id.to_owned(),
+        rule: String::new(),
+        severity: String::new(),
+        severity_rank: 0,
+        status: "open".into(),
+        title: String::new(),
+        explanation: String::new(),
+        evidence: String::new(),
+        check_in_date,
+        occurrences: 0,
+        created_at: now,
+        updated_at: now,
+        last_seen_at: now,
+        escalation_due_at: escalation_due(severity, policy, now),
+        escalated_at: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        outcome: None,
+        note: None,
+        findings: String::new(),
+        rules: String::new(),
+    };
+    apply_episode(&mut alert, &episode)?;
+    Ok(Some(alert))
+}
+
 /// Raises one finding (an SOS press, a silence found by the sweep) on the patient's episode.
 pub fn raise(
     conn: &mut DbConnection,
@@ -333,19 +348,74 @@ fn change(
     detail: Option<String>,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    alerts::insert_change(
-        conn,
-        &AlertChangeRow {
-            id: store::new_id(),
-            alert_id: alert.id.clone(),
-            change: what.to_owned(),
-            actor_id: actor.map(str::to_owned),
-            severity: Some(alert.severity.clone()),
-            status: Some(alert.status.clone()),
-            detail,
-            created_at: now,
-        },
-    )?;
+    alerts::insert_change(conn, &change_row(alert, what, actor, detail, now))?;
+    Ok(())
+}
+
+fn change_row(
+    alert: &AlertRow,
+    what: &str,
+    actor: Option<&str>,
+    detail: Option<String>,
+    now: NaiveDateTime,
+) -> AlertChangeRow {
+    AlertChangeRow {
+        id: store::new_id(),
+        alert_id: alert.id.clone(),
+        change: what.to_owned(),
+        actor_id: actor.map(str::to_owned),
+        severity: Some(alert.severity.clone()),
+        status: Some(alert.status.clone()),
+        detail,
+        created_at: now,
+    }
+}
+
+/// Opens alerts for several patients at once, as [`record`] does for a patient without an
+/// unresolved alert (each row from [`new_alert`]): the alerts, their `created` changes, feed
+/// entries and deliveries go in one multi-row statement each. The caller holds the patients'
+/// rows and has seen that none of them has an unresolved alert.
+pub fn open_many(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    opened: &[AlertRow],
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    if opened.is_empty() {
+        return Ok(());
+    }
+    alerts::insert_many(conn, opened)?;
+    let changes: Vec<AlertChangeRow> = opened
+        .iter()
+        .map(|a| change_row(a, "created", None, None, now))
+        .collect();
+    alerts::insert_changes(conn, &changes)?;
+    let feed: Vec<(&str, &str)> = opened
+        .iter()
+        .map(|a| (a.organisation_id.as_str(), a.id.as_str()))
+        .collect();
+    alerts::feed_many(conn, &feed, events::CREATED, now)?;
+    let mut hooks: std::collections::HashMap<String, Vec<(String, String)>> =
+        std::collections::HashMap::new();
+    let mut rows = Vec::new();
+    for alert in opened {
+        if !hooks.contains_key(&alert.organisation_id) {
+            let active = alerts::active_webhooks(conn, &alert.organisation_id)?;
+            hooks.insert(alert.organisation_id.clone(), active);
+        }
+        let recipients = email_recipients(conn, settings, alert, events::CREATED, true)?;
+        let org_hooks = hooks
+            .get(&alert.organisation_id)
+            .map_or(&[][..], Vec::as_slice);
+        rows.extend(outbox_rows(
+            alert,
+            events::CREATED,
+            org_hooks,
+            &recipients,
+            now,
+        ));
+    }
+    alerts::enqueue_many(conn, &rows)?;
     Ok(())
 }
 
@@ -380,67 +450,97 @@ pub fn queue(
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
     alerts::feed(conn, &alert.organisation_id, &alert.id, event_type, now)?;
-    let body = webhook_body(alert, event_type, now).to_string();
-    for (hook_id, events_json) in alerts::active_webhooks(conn, &alert.organisation_id)? {
-        let subscribed: Vec<String> = serde_json::from_str(&events_json).unwrap_or_default();
-        if subscribed.iter().any(|e| e == event_type) {
-            enqueue(conn, alert, event_type, "webhook", &hook_id, &body, now)?;
-        }
-    }
-    if email && settings.smtp.is_some() && alert.severity_rank >= rank(Severity::High) {
-        let mut recipients: Vec<String> = patients::care_team_users(conn, &alert.patient_id)?
-            .into_iter()
-            .map(|u| u.email)
-            .collect();
-        if event_type == events::ESCALATED {
-            recipients.extend(
-                accounts::users_with_role(conn, &alert.organisation_id, "admin")?
-                    .into_iter()
-                    .map(|u| u.email),
-            );
-        }
-        recipients.sort();
-        recipients.dedup();
-        let notice = serde_json::json!({"severity": alert.severity, "escalated": event_type == events::ESCALATED}).to_string();
-        for to in recipients {
-            enqueue(conn, alert, event_type, "email", &to, &notice, now)?;
-        }
+    let hooks = alerts::active_webhooks(conn, &alert.organisation_id)?;
+    let recipients = email_recipients(conn, settings, alert, event_type, email)?;
+    for row in outbox_rows(alert, event_type, &hooks, &recipients, now) {
+        alerts::enqueue(conn, &row)?;
     }
     Ok(())
 }
 
-fn enqueue(
+/// Who is emailed about an event: with `email`, SMTP configured and a high or critical alert,
+/// the care team (and for escalations the organisation's admins); else nobody.
+fn email_recipients(
     conn: &mut DbConnection,
+    settings: &Settings,
+    alert: &AlertRow,
+    event_type: &str,
+    email: bool,
+) -> Result<Vec<String>, ApiError> {
+    if !(email && settings.smtp.is_some() && alert.severity_rank >= rank(Severity::High)) {
+        return Ok(Vec::new());
+    }
+    let mut recipients: Vec<String> = patients::care_team_users(conn, &alert.patient_id)?
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    if event_type == events::ESCALATED {
+        recipients.extend(
+            accounts::users_with_role(conn, &alert.organisation_id, "admin")?
+                .into_iter()
+                .map(|u| u.email),
+        );
+    }
+    recipients.sort();
+    recipients.dedup();
+    Ok(recipients)
+}
+
+/// An event's pending deliveries: one per webhook of `hooks` (id, events JSON) subscribed to
+/// its type, one per email recipient.
+fn outbox_rows(
+    alert: &AlertRow,
+    event_type: &str,
+    hooks: &[(String, String)],
+    recipients: &[String],
+    now: NaiveDateTime,
+) -> Vec<OutboxRow> {
+    let mut rows = Vec::new();
+    let body = webhook_body(alert, event_type, now).to_string();
+    for (hook_id, events_json) in hooks {
+        let subscribed: Vec<String> = serde_json::from_str(events_json).unwrap_or_default();
+        if subscribed.iter().any(|e| e == event_type) {
+            rows.push(outbox_row(
+                alert, event_type, "webhook", hook_id, &body, now,
+            ));
+        }
+    }
+    if !recipients.is_empty() {
+        let notice = serde_json::json!({"severity": alert.severity, "escalated": event_type == events::ESCALATED}).to_string();
+        for to in recipients {
+            rows.push(outbox_row(alert, event_type, "email", to, &notice, now));
+        }
+    }
+    rows
+}
+
+fn outbox_row(
     alert: &AlertRow,
     event_type: &str,
     channel: &str,
     target: &str,
     payload: &str,
     now: NaiveDateTime,
-) -> Result<(), ApiError> {
-    alerts::enqueue(
-        conn,
-        &OutboxRow {
-            id: store::new_id(),
-            organisation_id: alert.organisation_id.clone(),
-            alert_id: alert.id.clone(),
-            event_type: event_type.to_owned(),
-            channel: channel.to_owned(),
-            target: target.to_owned(),
-            payload: payload.to_owned(),
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_at: now,
-            locked_until: None,
-            locked_by: None,
-            last_status_code: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            delivered_at: None,
-        },
-    )?;
-    Ok(())
+) -> OutboxRow {
+    OutboxRow {
+        id: store::new_id(),
+        organisation_id: alert.organisation_id.clone(),
+        alert_id: alert.id.clone(),
+        event_type: event_type.to_owned(),
+        channel: channel.to_owned(),
+        target: target.to_owned(),
+        payload: payload.to_owned(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        locked_until: None,
+        locked_by: None,
+        last_status_code: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    }
 }
 
 /// Acknowledges an open alert.

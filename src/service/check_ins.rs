@@ -144,18 +144,20 @@ pub fn silence_since(
     patient: &PatientRow,
     timezone: &str,
 ) -> Result<NaiveDate, ApiError> {
+    let history = phase_spans(conn, &patient.user_id)?;
+    Ok(silence_since_in(patient, timezone, &history))
+}
+
+/// [`silence_since`] with the patient's phase history already read (the sweep reads a whole
+/// batch's histories in one query).
+pub fn silence_since_in(patient: &PatientRow, timezone: &str, history: &[PhaseSpan]) -> NaiveDate {
     let enrolled = patient
         .created_at
         .and_utc()
         .with_timezone(&tz(timezone))
         .date_naive();
-    let history = phase_spans(conn, &patient.user_id)?;
     // The same pure function the backtest replay measures silences with.
-    Ok(risk::silence_since_on(
-        patient.last_check_in_on,
-        enrolled,
-        &history,
-    ))
+    risk::silence_since_on(patient.last_check_in_on, enrolled, history)
 }
 
 /// Re-plans a patient's missed-check-in review after something it depends on changed (the

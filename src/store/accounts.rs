@@ -79,6 +79,25 @@ pub fn find_user(conn: &mut DbConnection, id: &str) -> StoreResult<Option<UserRo
         .optional()?)
 }
 
+/// Finds several users in one query (missing ids are simply absent).
+pub fn find_users(conn: &mut DbConnection, ids: &[String]) -> StoreResult<Vec<UserRow>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+/// Finds several organisations in one query.
+pub fn find_organisations(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> StoreResult<Vec<OrganisationRow>> {
+    Ok(organisations::table
+        .filter(organisations::id.eq_any(ids))
+        .select(OrganisationRow::as_select())
+        .load(conn)?)
+}
+
 /// Finds a user by (normalised) email.
 pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> StoreResult<Option<UserRow>> {
     Ok(users::table

@@ -77,6 +77,18 @@ pub struct OutboxRow {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
+/// Which of these patients have an unresolved alert, in one query.
+pub fn with_unresolved(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+) -> StoreResult<Vec<String>> {
+    Ok(alerts::table
+        .filter(alerts::patient_id.eq_any(patient_ids))
+        .filter(alerts::status.ne("resolved"))
+        .select(alerts::patient_id)
+        .load(conn)?)
+}
+
 /// The patient's unresolved alert (their current episode), if any; on PostgreSQL locked until
 /// the transaction ends, so a new finding and a counsellor's resolution cannot overwrite each
 /// other (SQLite transactions hold the single write lock from their start).
@@ -121,6 +133,65 @@ pub fn insert(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
     diesel::insert_into(alerts::table)
         .values(row)
         .execute(conn)?;
+    Ok(())
+}
+
+/// Rows per multi-row `INSERT`: at most 26 columns × 500 stay under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 500;
+
+/// Runs a multi-row `INSERT` per chunk on the backend's own connection (diesel's
+/// multi-connection cannot build them).
+macro_rules! insert_chunks {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        for chunk in $rows.chunks(INSERT_CHUNK) {
+            let insert = diesel::insert_into($table).values(chunk);
+            match &mut *$conn {
+                DbConnection::Postgresql(c) => insert.execute(c)?,
+                DbConnection::Sqlite(c) => insert.execute(c)?,
+            };
+        }
+    }};
+}
+
+/// Inserts several alerts in multi-row statements.
+pub fn insert_many(conn: &mut DbConnection, rows: &[AlertRow]) -> StoreResult<()> {
+    insert_chunks!(conn, alerts::table, rows);
+    Ok(())
+}
+
+/// Records several changes in multi-row statements.
+pub fn insert_changes(conn: &mut DbConnection, rows: &[AlertChangeRow]) -> StoreResult<()> {
+    insert_chunks!(conn, alert_changes::table, rows);
+    Ok(())
+}
+
+/// Queues several deliveries in multi-row statements.
+pub fn enqueue_many(conn: &mut DbConnection, rows: &[OutboxRow]) -> StoreResult<()> {
+    insert_chunks!(conn, outbox::table, rows);
+    Ok(())
+}
+
+/// Appends one event for each (organisation, alert) to the live-stream feed, in multi-row
+/// statements.
+pub fn feed_many(
+    conn: &mut DbConnection,
+    entries: &[(&str, &str)],
+    event_type: &str,
+    now: NaiveDateTime,
+) -> StoreResult<()> {
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|(organisation_id, alert_id)| {
+            (
+                alert_feed::organisation_id.eq(*organisation_id),
+                alert_feed::alert_id.eq(*alert_id),
+                alert_feed::event_type.eq(event_type),
+                alert_feed::created_at.eq(now),
+            )
+        })
+        .collect();
+    insert_chunks!(conn, alert_feed::table, rows);
     Ok(())
 }
 

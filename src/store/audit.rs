@@ -31,6 +31,19 @@ pub fn insert(conn: &mut DbConnection, row: &AuditRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// Appends several records in multi-row statements (500 rows of 11 columns each, well under
+/// either backend's bound-parameter limit).
+pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(500) {
+        let insert = diesel::insert_into(audit_events::table).values(chunk);
+        match conn {
+            DbConnection::Postgresql(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
 /// Filters for listing.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {

@@ -220,18 +220,56 @@ pub fn list_with_users(
     .load(conn)?)
 }
 
-/// Patients whose missed-check-in review is due, oldest first.
-pub fn due_for_missed_check(
+/// Claims up to `limit` patients whose missed-check-in review is due, oldest first, in one
+/// statement: on PostgreSQL their rows are locked until the transaction ends (skipping rows
+/// another process holds), so several processes never review one patient at once; SQLite has
+/// a single writer and needs no lock.
+pub fn claim_due(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     limit: i64,
-) -> StoreResult<Vec<String>> {
-    Ok(patients::table
+) -> StoreResult<Vec<PatientRow>> {
+    let q = patients::table
         .filter(patients::missed_check_due_at.le(now))
         .order(patients::missed_check_due_at.asc())
-        .limit(limit)
-        .select(patients::user_id)
+        .limit(limit);
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => q
+            .select(PatientRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).load(lite)?,
+    })
+}
+
+/// The phase histories of several patients in one query, each patient's oldest first.
+pub fn phase_histories(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+) -> StoreResult<Vec<PhaseChangeRow>> {
+    Ok(phase_changes::table
+        .filter(phase_changes::patient_id.eq_any(patient_ids))
+        .order((
+            phase_changes::patient_id.asc(),
+            phase_changes::started_on.asc(),
+            phase_changes::created_at.asc(),
+        ))
+        .select(PhaseChangeRow::as_select())
         .load(conn)?)
+}
+
+/// Sets one next missed-check-in review for several patients in one statement.
+pub fn set_missed_due_many(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+    due: Option<NaiveDateTime>,
+) -> StoreResult<usize> {
+    Ok(
+        diesel::update(patients::table.filter(patients::user_id.eq_any(patient_ids)))
+            .set(patients::missed_check_due_at.eq(due))
+            .execute(conn)?,
+    )
 }
 
 /// Sets when the sweep should next look at a patient.
@@ -244,28 +282,6 @@ pub fn set_missed_due(
         .set(patients::missed_check_due_at.eq(due))
         .execute(conn)?;
     Ok(())
-}
-
-/// Claims a due patient for review: on PostgreSQL the row is locked (skipping rows another
-/// process holds), so several processes never review one patient at once; SQLite has a
-/// single writer and needs no lock.
-pub fn lock_due(
-    conn: &mut DbConnection,
-    patient_id: &str,
-    now: NaiveDateTime,
-) -> StoreResult<Option<PatientRow>> {
-    let q = patients::table
-        .filter(patients::user_id.eq(patient_id.to_owned()))
-        .filter(patients::missed_check_due_at.le(now));
-    Ok(match conn {
-        DbConnection::Postgresql(pg) => q
-            .select(PatientRow::as_select())
-            .for_update()
-            .skip_locked()
-            .first(pg)
-            .optional()?,
-        DbConnection::Sqlite(lite) => q.select(PatientRow::as_select()).first(lite).optional()?,
-    })
 }
 
 /// Reads a patient and, on PostgreSQL, locks the row until the transaction ends, so one

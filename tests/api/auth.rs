@@ -701,7 +701,7 @@ async fn reach(
 #[tokio::test]
 async fn every_route_that_names_an_object_checks_role_care_team_and_organisation() {
     let app = spawn_app().await;
-    let sink = aftercare::delivery::testing_http::HttpSink::start().await;
+    let sink = crate::receivers::http::HttpSink::start().await;
     let admin = app.admin().await;
     let alice = app.counsellor(&admin).await;
     let bob = app.counsellor(&admin).await; // same organisation, not on pat_a's care team

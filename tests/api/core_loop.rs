@@ -1049,6 +1049,82 @@ async fn a_counsellor_off_the_care_team_sees_nothing_of_the_patient() {
         .expect_problem(403);
 }
 
+/// One sweep run reviews everyone due together: a silent patient without an alert gets a new
+/// one (delivered like any other), a silent patient in an ongoing episode has the silence
+/// joined to it, and the run's duration is on /metrics.
+#[tokio::test]
+async fn one_sweep_run_opens_and_joins_episodes_for_every_silent_patient() {
+    let sink = crate::receivers::http::HttpSink::start().await;
+    let app = spawn_app().await;
+    app.start_delivery_worker();
+    let (admin, counsellor, fresh) = clinic(&app).await;
+    let ongoing = app.patient(&counsellor).await;
+    crate::delivery::register_hook(&app, &admin, &sink.url("/sweep"), &["alert.created"]).await;
+    let today = today(NEW_YORK);
+    app.checkin(&fresh, today, &calm()).await.expect(201);
+    app.checkin(&ongoing, today, &calm_with(json!({"craving": 9})))
+        .await
+        .expect(201);
+    let open = app.alerts_of(&counsellor, &ongoing).await;
+    assert_eq!(open.len(), 1);
+    let hooks = sink
+        .wait_for_requests(1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(hooks.len(), 1);
+
+    let last = local_day(NEW_YORK, -3);
+    for p in [&fresh, &ongoing] {
+        app.sql(&format!(
+            "UPDATE patients SET last_check_in_on = '{last}', missed_check_due_at = '2000-01-01 00:00:00', \
+             created_at = '2026-01-01 00:00:00' WHERE user_id = '{}'",
+            p.id
+        ));
+    }
+    let raised = aftercare::service::sweep::missed_check_ins_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(raised, 2);
+
+    let new = app.alerts_of(&counsellor, &fresh).await;
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0]["rule"], "missed_check_ins");
+    assert_eq!(new[0]["status"], "open");
+    assert_eq!(new[0]["evidence"]["missed_days"], 2);
+    let joined = app.alerts_of(&counsellor, &ongoing).await;
+    assert_eq!(joined.len(), 1, "still one episode");
+    assert_eq!(joined[0]["id"], open[0]["id"]);
+    let rules: Vec<&str> = joined[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"missed_check_ins"), "{rules:?}");
+
+    // The new alert went out like any other: on the webhook, after the first one.
+    let hooks = sink
+        .wait_for_requests(2, std::time::Duration::from_secs(10))
+        .await;
+    let body: Value = serde_json::from_slice(&hooks[1].body).unwrap();
+    assert_eq!(body["type"], "alert.created");
+    assert_eq!(body["data"]["patient_id"], fresh.id.as_str());
+    assert_eq!(body["data"]["rule"], "missed_check_ins");
+
+    // Both are reviewed: a second run finds nobody due.
+    let again = aftercare::service::sweep::missed_check_ins_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let metrics = app.get("/metrics", None).await.expect(200);
+    assert!(
+        metrics
+            .text
+            .contains("sweep_duration_seconds_bucket{sweep=\"missed_check_ins\""),
+        "{}",
+        metrics.text
+    );
+}
+
 #[tokio::test]
 async fn the_sweep_notices_a_patient_who_stopped_checking_in() {
     let app = spawn_app().await;

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::receivers::http::HttpSink;
+use crate::receivers::smtp as testing_smtp;
 use aftercare::delivery::signing;
-use aftercare::delivery::testing_http::HttpSink;
-use aftercare::delivery::testing_smtp;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -79,6 +79,7 @@ async fn wait_for<F: Fn(&Value) -> bool>(
 async fn a_failing_receiver_gets_the_same_signed_delivery_again_until_it_succeeds() {
     let sink = HttpSink::with_statuses([500, 503]).await;
     let app = spawn_app_with(&[("AFTERCARE_DELIVERY_RETRY_BASE_MS", "50")]).await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient(&counsellor).await;
@@ -154,6 +155,7 @@ async fn deliveries_are_dead_lettered_after_the_last_attempt_and_410_disables_th
         ("AFTERCARE_DELIVERY_MAX_ATTEMPTS", "2"),
     ])
     .await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient(&counsellor).await;
@@ -260,6 +262,7 @@ async fn counsellors_get_a_short_email_without_clinical_detail() {
         ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
     ])
     .await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient(&counsellor).await;
@@ -421,6 +424,7 @@ async fn an_unacknowledged_critical_alert_is_escalated_to_the_team_and_the_admin
         ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
     ])
     .await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient(&counsellor).await;
@@ -504,7 +508,7 @@ async fn an_unacknowledged_critical_alert_is_escalated_to_the_team_and_the_admin
 #[tokio::test]
 async fn a_crashed_workers_claim_is_retaken_when_its_lease_runs_out() {
     let sink = HttpSink::start().await;
-    let app = spawn_app_with(&[("AFTERCARE_WORKERS", "false")]).await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient(&counsellor).await;
@@ -775,6 +779,7 @@ async fn a_critical_alert_emails_each_counsellor_on_the_care_team_and_nobody_els
         ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
     ])
     .await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let alice = app.counsellor(&admin).await;
     let bob = app.counsellor(&admin).await;
@@ -872,6 +877,7 @@ async fn an_unacknowledged_high_alert_escalates_on_the_organisations_policy_time
         ("AFTERCARE_SMTP_FROM", "alerts@clinic.example"),
     ])
     .await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let bystander = app.counsellor(&admin).await; // same organisation, not on the team

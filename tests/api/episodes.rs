@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aftercare::delivery::testing_http::HttpSink;
+use crate::receivers::http::HttpSink;
 use serde_json::{json, Value};
 
 use crate::delivery::{next_event, open_stream, register_hook};
@@ -21,7 +21,7 @@ async fn clinic(app: &TestApp) -> (Login, Login, Login) {
 
 /// Event types of webhook deliveries in the order they were raised (a batch is sent
 /// concurrently, so arrival order is not raising order; webhook ids are time-ordered).
-fn event_types(requests: &[aftercare::delivery::testing_http::RecordedRequest]) -> Vec<String> {
+fn event_types(requests: &[crate::receivers::http::RecordedRequest]) -> Vec<String> {
     let mut requests = requests.to_vec();
     requests.sort_by_key(|r| r.header("webhook-id").map(str::to_owned));
     requests
@@ -37,6 +37,7 @@ fn event_types(requests: &[aftercare::delivery::testing_http::RecordedRequest]) 
 async fn a_bad_stretch_arrives_as_one_alert_delivered_again_only_when_it_gets_worse() {
     let sink = HttpSink::start().await;
     let app = spawn_app().await;
+    app.start_delivery_worker();
     let (admin, counsellor, patient) = clinic(&app).await;
     register_hook(
         &app,
@@ -122,6 +123,7 @@ async fn a_bad_stretch_arrives_as_one_alert_delivered_again_only_when_it_gets_wo
 async fn an_acknowledged_episode_that_turns_critical_is_open_again_and_escalates() {
     let sink = HttpSink::start().await;
     let app = spawn_app().await;
+    app.start_delivery_worker();
     let (admin, counsellor, patient) = clinic(&app).await;
     register_hook(&app, &admin, &sink.url("/esc"), &["alert.escalated"]).await;
     let today = local_day(NEW_YORK, 0);

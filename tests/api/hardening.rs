@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aftercare::delivery::testing_http::HttpSink;
+use crate::receivers::http::HttpSink;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -168,6 +168,7 @@ async fn a_check_in_sent_on_its_own_day_stays_on_time_in_the_history() {
 async fn webhook_subscribers_hear_about_acknowledgement_and_resolution() {
     let sink = HttpSink::start().await;
     let app = spawn_app().await;
+    app.start_delivery_worker();
     let admin = app.admin().await;
     let counsellor = app.counsellor(&admin).await;
     let patient = app.patient_in(&counsellor, TZ, "aftercare").await;

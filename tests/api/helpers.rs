@@ -173,10 +173,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
+/// A test server with the given `AFTERCARE_*` overrides. Background work (the delivery worker
+/// and the sweeps) is off unless `AFTERCARE_WORKERS` is overridden: a test that needs a worker
+/// starts it with [`TestApp::start_delivery_worker`] or runs a sweep itself, so no test races
+/// a sweep it did not ask for.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pg) = fresh_database(dir.path());
     let mut env = base_env(&database_url);
+    env.insert("AFTERCARE_WORKERS".into(), "false".into());
     env.insert(
         "AFTERCARE_JWT_PRIVATE_KEY_FILE".into(),
         dir.path().join("jwt.key").display().to_string(),
@@ -206,6 +211,14 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// Starts the outbox delivery worker (webhooks, email) in the background, as a server
+    /// with `AFTERCARE_WORKERS=true` does, without the sweeps.
+    pub fn start_delivery_worker(&self) {
+        let worker =
+            aftercare::delivery::worker::Worker::new(self.state.clone()).expect("delivery worker");
+        tokio::spawn(worker.run_forever());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

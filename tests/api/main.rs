@@ -21,4 +21,5 @@ mod mfa;
 mod migrations;
 mod patients;
 mod processes;
+mod receivers;
 mod rules;

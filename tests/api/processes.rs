@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aftercare::delivery::testing_http::HttpSink;
+use crate::receivers::http::HttpSink;
 use serde_json::json;
 
 use crate::helpers::{fresh_database, read, DropDatabase, PASSWORD};

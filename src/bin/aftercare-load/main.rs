@@ -5,7 +5,18 @@
 //! concurrent check-ins (`PUT /v1/me/check-ins/{today}`, varied values, so the risk engine and
 //! alert deduplication do real work), then the same for an authenticated read and for sign-ins
 //! (one argon2id verification each), and prints throughput, latency percentiles and errors for
-//! each phase.
+//! each phase (`--json`: one JSON object on stdout instead).
+//!
+//! By default each client sends its next request when the previous one answered (closed
+//! loop). `--rate N` schedules N arrivals per second at fixed times instead, whatever the
+//! server does (open loop), and counts each latency from its scheduled time, so a stall shows
+//! in the percentiles rather than hiding as fewer requests (coordinated omission).
+//! `--history-days N` imports N days of history for every enrolled patient through
+//! `POST /v1/patients/{id}/check-ins/import` before the timed phases.
+//!
+//! `aftercare-load seed --patients N --days D` instead fills the database named by the
+//! `AFTERCARE_*` variables directly with an organisation of N patients and D days of
+//! check-ins each, and prints the sign-ins.
 //!
 //! It only talks to the URL it is given, which must be a loopback address unless
 //! `--allow-remote`; it stops by itself.
@@ -13,7 +24,11 @@
 //! ```sh
 //! AFTERCARE_ADMIN_PASSWORD=... aftercare create-admin --organisation Load --email load@example.org
 //! aftercare-load --url http://127.0.0.1:8080 --email load@example.org --password ...
+//! aftercare-load --create-admin --rate 200 --history-days 730 --json
+//! aftercare-load seed --patients 2000 --days 730
 //! ```
+
+mod seed;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use chrono::NaiveDate;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -31,8 +46,16 @@ use serde_json::{json, Value};
 /// Load benchmark for a running aftercare server: enrols patients through the API, then
 /// drives concurrent check-ins and reads for a fixed time and reports throughput and latency.
 #[derive(Debug, Parser)]
-#[command(name = "aftercare-load", version, about)]
+#[command(
+    name = "aftercare-load",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The server's base URL; must be a loopback address unless --allow-remote.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
@@ -61,6 +84,31 @@ struct Args {
     /// Allow a non-loopback URL (only against a server you run and may load).
     #[arg(long)]
     allow_remote: bool,
+    /// Print one JSON object on stdout (per phase: ok_per_s, p50_ms, p95_ms, p99_ms, errors
+    /// by status); progress goes to stderr.
+    #[arg(long)]
+    json: bool,
+    /// Open loop: this many arrivals per second, each phase, at fixed times whatever the
+    /// server answers, with latency counted from the scheduled time (default: closed loop,
+    /// each client sends when its previous request answered). --concurrency caps the requests
+    /// in flight; arrivals beyond it wait, and the wait counts.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate: Option<u32>,
+    /// Days of history imported for every enrolled patient before the timed phases
+    /// (POST /v1/patients/{id}/check-ins/import, in requests of up to 5,000 days).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    history_days: u32,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum Command {
+    /// Fill the database named by the AFTERCARE_* variables directly (not through the API)
+    /// with an organisation of --patients patients and --days days of check-ins each, and
+    /// print the sign-ins.
+    Seed(seed::SeedArgs),
+    /// Run the missed-check-in sweep on the database named by the AFTERCARE_* variables until
+    /// nobody is due, and print how long it took (e.g. after `seed --silent-percent 10`).
+    Sweep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,11 +128,18 @@ const TIMEZONES: [&str; 6] = [
     "UTC",
 ];
 const PATIENT_PASSWORD: &str = "bench-passphrase-river-7";
+/// The most days one import request carries (the endpoint's bound).
+const IMPORT_BATCH: u32 = 5_000;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    let outcome = match args.command.clone() {
+        Some(Command::Seed(seed)) => seed::run(seed).await,
+        Some(Command::Sweep) => seed::sweep().await,
+        None => run(args).await,
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aftercare-load: {e:#}");
@@ -218,13 +273,15 @@ async fn create_admin(run_id: &str) -> anyhow::Result<(String, String)> {
 }
 
 struct Patient {
+    id: String,
     token: String,
     email: String,
     timezone: &'static str,
 }
 
 /// Enrols `n` patients: the admin invites a counsellor, who invites the patients; each
-/// registers (registration hashes the password, so this is the slow part).
+/// registers (registration hashes the password, so this is the slow part). Returns the
+/// counsellor's token (every patient is on their care team) and the patients.
 async fn enrol(
     api: &Arc<Api>,
     admin_token: &str,
@@ -232,7 +289,7 @@ async fn enrol(
     n: u32,
     concurrency: u32,
     retries: &Arc<AtomicU64>,
-) -> anyhow::Result<Vec<Patient>> {
+) -> anyhow::Result<(String, Vec<Patient>)> {
     let inv = api
         .post_retrying(
             "/v1/invitations",
@@ -293,6 +350,10 @@ async fn enrol(
                     )
                     .await?;
                 out.push(Patient {
+                    id: reg["user"]["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("the registration has no user id: {reg}"))?,
                     token: string(&reg, "access_token")?,
                     email,
                     timezone,
@@ -305,7 +366,70 @@ async fn enrol(
     while let Some(done) = tasks.join_next().await {
         patients.extend(done??);
     }
-    Ok(patients)
+    Ok((counsellor.to_string(), patients))
+}
+
+/// Imports `days` days of history, ending yesterday, for every patient, through the API as a
+/// clinic would (setup, not measurement: 5xx and 429 are retried). Returns the days imported.
+async fn import_history(
+    api: &Arc<Api>,
+    patients: &Arc<Vec<Patient>>,
+    counsellor: &str,
+    days: u32,
+    concurrency: u32,
+    retries: &Arc<AtomicU64>,
+) -> anyhow::Result<u64> {
+    let token = Arc::new(counsellor.to_owned());
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..concurrency.min(u32::try_from(patients.len()).unwrap_or(u32::MAX)) {
+        let (api, patients, token, retries) = (
+            api.clone(),
+            patients.clone(),
+            token.clone(),
+            retries.clone(),
+        );
+        tasks.spawn(async move {
+            let mut rng = StdRng::seed_from_u64(1_000 + u64::from(w));
+            let mut imported = 0_u64;
+            let step = usize::try_from(concurrency).unwrap_or(1);
+            for p in patients
+                .iter()
+                .skip(usize::try_from(w).unwrap_or(0))
+                .step_by(step)
+            {
+                let today = local_today(p.timezone);
+                let mut start = 0;
+                while start < days {
+                    let n = IMPORT_BATCH.min(days - start);
+                    // Oldest first: days `days - start` … `days - start - n + 1` before today.
+                    let check_ins: Vec<Value> = (0..n)
+                        .map(|k| {
+                            let back = i64::from(days - start - k);
+                            let mut c = check_in_body(&mut rng);
+                            c["date"] = json!((today - chrono::TimeDelta::days(back)).to_string());
+                            c
+                        })
+                        .collect();
+                    api.post_retrying(
+                        &format!("/v1/patients/{}/check-ins/import", p.id),
+                        Some(&token),
+                        &json!({"source": "aftercare-load", "check_ins": check_ins}),
+                        201,
+                        &retries,
+                    )
+                    .await?;
+                    imported += u64::from(n);
+                    start += n;
+                }
+            }
+            anyhow::Ok(imported)
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done??;
+    }
+    Ok(total)
 }
 
 fn local_today(timezone: &str) -> NaiveDate {
@@ -379,38 +503,101 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+fn ms_f(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
-fn report(label: &str, mut t: Tally, elapsed: Duration) {
-    t.latencies.sort();
-    let errors: u64 = t.by_status.values().sum::<u64>() + t.transport_errors;
-    let n = t.ok + errors;
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    println!("{label}");
-    println!(
-        "  {n} requests in {:.1} s: {:.0} req/s, {:.0} ok/s ({} ok, {errors} errors)",
-        elapsed.as_secs_f64(),
-        n as f64 / secs,
-        t.ok as f64 / secs,
-        t.ok,
-    );
-    println!(
-        "  latency of ok requests: p50 {}  p95 {}  p99 {}  max {}",
-        ms(percentile(&t.latencies, 0.50)),
-        ms(percentile(&t.latencies, 0.95)),
-        ms(percentile(&t.latencies, 0.99)),
-        ms(t.latencies.last().copied().unwrap_or_default()),
-    );
-    if errors > 0 {
-        let parts: Vec<String> = t
-            .by_status
-            .iter()
-            .map(|(s, c)| format!("HTTP {s}: {c}"))
-            .chain((t.transport_errors > 0).then(|| format!("transport: {}", t.transport_errors)))
-            .collect();
-        println!("  errors: {}", parts.join(", "));
+/// What one phase measured, summed up.
+struct Summary {
+    label: &'static str,
+    key: &'static str,
+    requests: u64,
+    ok: u64,
+    seconds: f64,
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+    max: Duration,
+    by_status: BTreeMap<u16, u64>,
+    transport_errors: u64,
+}
+
+impl Summary {
+    fn new(label: &'static str, key: &'static str, mut t: Tally, elapsed: Duration) -> Self {
+        t.latencies.sort();
+        let errors: u64 = t.by_status.values().sum::<u64>() + t.transport_errors;
+        Self {
+            label,
+            key,
+            requests: t.ok + errors,
+            ok: t.ok,
+            seconds: elapsed.as_secs_f64().max(1e-9),
+            p50: percentile(&t.latencies, 0.50),
+            p95: percentile(&t.latencies, 0.95),
+            p99: percentile(&t.latencies, 0.99),
+            max: t.latencies.last().copied().unwrap_or_default(),
+            by_status: t.by_status,
+            transport_errors: t.transport_errors,
+        }
+    }
+
+    fn errors(&self) -> u64 {
+        self.requests - self.ok
+    }
+
+    fn print(&self) {
+        println!("{}", self.label);
+        println!(
+            "  {} requests in {:.1} s: {:.0} req/s, {:.0} ok/s ({} ok, {} errors)",
+            self.requests,
+            self.seconds,
+            self.requests as f64 / self.seconds,
+            self.ok as f64 / self.seconds,
+            self.ok,
+            self.errors(),
+        );
+        println!(
+            "  latency of ok requests: p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            ms_f(self.p50),
+            ms_f(self.p95),
+            ms_f(self.p99),
+            ms_f(self.max),
+        );
+        if self.errors() > 0 {
+            let parts: Vec<String> = self
+                .by_status
+                .iter()
+                .map(|(s, c)| format!("HTTP {s}: {c}"))
+                .chain(
+                    (self.transport_errors > 0)
+                        .then(|| format!("transport: {}", self.transport_errors)),
+                )
+                .collect();
+            println!("  errors: {}", parts.join(", "));
+        }
+    }
+
+    /// The phase as JSON: errors by status code, transport failures under `"transport"`.
+    fn json(&self) -> Value {
+        let mut errors = serde_json::Map::new();
+        for (s, c) in &self.by_status {
+            errors.insert(s.to_string(), json!(c));
+        }
+        if self.transport_errors > 0 {
+            errors.insert("transport".into(), json!(self.transport_errors));
+        }
+        json!({
+            "label": self.label,
+            "requests": self.requests,
+            "ok": self.ok,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "ok_per_s": (self.ok as f64 / self.seconds * 10.0).round() / 10.0,
+            "p50_ms": ms_f(self.p50),
+            "p95_ms": ms_f(self.p95),
+            "p99_ms": ms_f(self.p99),
+            "max_ms": ms_f(self.max),
+            "errors": errors,
+        })
     }
 }
 
@@ -425,69 +612,107 @@ enum Phase {
     SignIns,
 }
 
-/// Runs `concurrency` workers for `seconds`, each cycling over its own patients.
+fn request(api: &Api, p: &Patient, phase: Phase, rng: &mut StdRng) -> reqwest::RequestBuilder {
+    match phase {
+        Phase::CheckIns => {
+            let date = local_today(p.timezone);
+            api.client
+                .put(format!("{}/v1/me/check-ins/{date}", api.base))
+                .json(&check_in_body(rng))
+                .bearer_auth(&p.token)
+        }
+        Phase::Reads(read) => {
+            let path = match read {
+                Read::Summary => "/v1/me/summary",
+                Read::CheckIns => "/v1/me/check-ins?limit=7",
+            };
+            api.client
+                .get(format!("{}{path}", api.base))
+                .bearer_auth(&p.token)
+        }
+        Phase::SignIns => api
+            .client
+            .post(format!("{}/v1/auth/login", api.base))
+            .json(&json!({"email": p.email, "password": PATIENT_PASSWORD})),
+    }
+}
+
+/// Sends one request and reads the whole body (the latency is the full response).
+async fn send(rb: reqwest::RequestBuilder) -> Result<u16, reqwest::Error> {
+    let resp = rb.send().await?;
+    let status = resp.status().as_u16();
+    resp.bytes().await.map(|_| status)
+}
+
+/// How arrivals are paced.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// Each client sends when its previous request answered.
+    Closed,
+    /// This many arrivals per second at fixed times.
+    Open(u32),
+}
+
+/// Runs `concurrency` clients for `seconds`.
+///
+/// Closed loop: each client cycles over its own patients, so no two clients write one
+/// patient's check-in at once (with fewer patients than clients, some share).
+///
+/// Open loop: arrival k is due at `start + k / rate` and goes to patient k mod n; a free
+/// client takes the next arrival and sends it at its time, and when every client is busy the
+/// arrival waits — its latency runs from the time it was due, not from when it was sent.
 async fn drive(
     api: &Arc<Api>,
     patients: &Arc<Vec<Patient>>,
     concurrency: u32,
     seconds: u64,
     phase: Phase,
+    pace: Pace,
 ) -> anyhow::Result<(Tally, Duration)> {
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let deadline = start + Duration::from_secs(seconds);
+    let next_arrival = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let (api, patients) = (api.clone(), patients.clone());
+        let (api, patients, next_arrival) = (api.clone(), patients.clone(), next_arrival.clone());
         tasks.spawn(async move {
             let mut rng = StdRng::seed_from_u64(u64::from(w));
             let mut tally = Tally::default();
-            // Worker w owns patients w, w+c, w+2c, … so no two workers write one patient's
-            // check-in at once (with fewer patients than workers, some share).
             let n = patients.len();
+            if n == 0 {
+                return tally;
+            }
             let step = usize::try_from(concurrency).unwrap_or(1);
             let w = usize::try_from(w).unwrap_or(0);
             let mut own: Vec<usize> = (w..n).step_by(step).collect();
-            if own.is_empty() && n > 0 {
+            if own.is_empty() {
                 own.push(w % n);
             }
             let mut j = 0;
-            while Instant::now() < deadline {
-                let Some(p) = own.get(j % own.len().max(1)).and_then(|&i| patients.get(i)) else {
-                    break;
-                };
-                j += 1;
-                let rb = match phase {
-                    Phase::CheckIns => {
-                        let date = local_today(p.timezone);
-                        api.client
-                            .put(format!("{}/v1/me/check-ins/{date}", api.base))
-                            .json(&check_in_body(&mut rng))
-                            .bearer_auth(&p.token)
+            loop {
+                let (p, due) = match pace {
+                    Pace::Closed => {
+                        if tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        j += 1;
+                        (&patients[own[(j - 1) % own.len()]], None)
                     }
-                    Phase::Reads(read) => {
-                        let path = match read {
-                            Read::Summary => "/v1/me/summary",
-                            Read::CheckIns => "/v1/me/check-ins?limit=7",
-                        };
-                        api.client
-                            .get(format!("{}{path}", api.base))
-                            .bearer_auth(&p.token)
+                    Pace::Open(rate) => {
+                        let k = next_arrival.fetch_add(1, Ordering::Relaxed);
+                        let due = start + Duration::from_secs_f64(k as f64 / f64::from(rate));
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due).await;
+                        let i = usize::try_from(k % n as u64).unwrap_or(0);
+                        (&patients[i], Some(due))
                     }
-                    Phase::SignIns => api
-                        .client
-                        .post(format!("{}/v1/auth/login", api.base))
-                        .json(&json!({"email": p.email, "password": PATIENT_PASSWORD})),
                 };
-                let t0 = Instant::now();
-                let outcome = match rb.send().await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        // Read the whole body: the latency is the full response.
-                        resp.bytes().await.map(|_| status)
-                    }
-                    Err(e) => Err(e),
-                };
-                tally.record(t0.elapsed(), outcome);
+                let rb = request(&api, p, phase, &mut rng);
+                let sent = tokio::time::Instant::now();
+                let outcome = send(rb).await;
+                tally.record(due.unwrap_or(sent).elapsed(), outcome);
             }
             tally
         });
@@ -508,6 +733,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .pool_max_idle_per_host(usize::try_from(args.concurrency).unwrap_or(16))
         .build()?;
     let api = Arc::new(Api { client, base });
+    // With --json, stdout carries the one JSON object; progress goes to stderr.
+    let say = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
 
     let (status, _) = api
         .call(reqwest::Method::GET, "/health/ready", None, None)
@@ -538,13 +771,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("admin sign-in")?;
     let admin_token = string(&login, "access_token")?;
 
-    println!(
-        "aftercare-load: {} — {} patients, {} concurrent clients, {} s per phase (run {run_id})",
-        api.base, args.patients, args.concurrency, args.seconds
-    );
+    let pace = args.rate.map_or(Pace::Closed, Pace::Open);
+    say(format!(
+        "aftercare-load: {} — {} patients, {} concurrent clients, {} s per phase, {} (run {run_id})",
+        api.base,
+        args.patients,
+        args.concurrency,
+        args.seconds,
+        match pace {
+            Pace::Closed => "closed loop".to_owned(),
+            Pace::Open(r) => format!("open loop at {r} arrivals/s"),
+        },
+    ));
     let t0 = Instant::now();
     let retries = Arc::new(AtomicU64::new(0));
-    let patients = enrol(
+    let (counsellor, patients) = enrol(
         &api,
         &admin_token,
         &run_id,
@@ -555,32 +796,90 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .context("enrolment")?;
     let took = t0.elapsed();
-    println!(
-        "enrolment (invite + register, argon2id hash per registration)\n  {} patients in {:.1} s: {:.1} registrations/s; {} requests retried after 5xx/429",
+    let registrations_per_s = patients.len() as f64 / took.as_secs_f64().max(1e-9);
+    say(format!(
+        "enrolment (invite + register, argon2id hash per registration)\n  {} patients in {:.1} s: {registrations_per_s:.1} registrations/s; {} requests retried after 5xx/429",
         patients.len(),
         took.as_secs_f64(),
-        patients.len() as f64 / took.as_secs_f64().max(1e-9),
         retries.load(Ordering::Relaxed),
-    );
+    ));
     let patients = Arc::new(patients);
 
-    let (c, secs) = (args.concurrency, args.seconds);
-    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::CheckIns).await?;
-    report("check-ins  PUT /v1/me/check-ins/{today}", tally, elapsed);
+    let mut history = Value::Null;
+    if args.history_days > 0 {
+        let t0 = Instant::now();
+        let imported = import_history(
+            &api,
+            &patients,
+            &counsellor,
+            args.history_days,
+            args.concurrency,
+            &retries,
+        )
+        .await
+        .context("history import")?;
+        let took = t0.elapsed().as_secs_f64();
+        say(format!(
+            "history (POST /v1/patients/{{id}}/check-ins/import)\n  {imported} days for {} patients in {took:.1} s: {:.0} days/s",
+            patients.len(),
+            imported as f64 / took.max(1e-9),
+        ));
+        history = json!({
+            "days_per_patient": args.history_days,
+            "imported": imported,
+            "seconds": (took * 1000.0).round() / 1000.0,
+        });
+    }
 
-    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::Reads(args.read)).await?;
-    let label = match args.read {
+    let (c, secs) = (args.concurrency, args.seconds);
+    let read_label = match args.read {
         Read::Summary => "reads      GET /v1/me/summary",
         Read::CheckIns => "reads      GET /v1/me/check-ins?limit=7",
     };
-    report(label, tally, elapsed);
-
-    let (tally, elapsed) = drive(&api, &patients, c, secs, Phase::SignIns).await?;
-    report(
-        "sign-ins   POST /v1/auth/login (argon2id verification)",
-        tally,
-        elapsed,
-    );
+    let phases = [
+        (
+            Phase::CheckIns,
+            "check-ins  PUT /v1/me/check-ins/{today}",
+            "check_ins",
+        ),
+        (Phase::Reads(args.read), read_label, "reads"),
+        (
+            Phase::SignIns,
+            "sign-ins   POST /v1/auth/login (argon2id verification)",
+            "sign_ins",
+        ),
+    ];
+    let mut out = serde_json::Map::new();
+    for (phase, label, key) in phases {
+        let (tally, elapsed) = drive(&api, &patients, c, secs, phase, pace).await?;
+        let summary = Summary::new(label, key, tally, elapsed);
+        if args.json {
+            eprintln!("{label}: {:.0} ok/s", summary.ok as f64 / summary.seconds);
+        } else {
+            summary.print();
+        }
+        out.insert(summary.key.to_owned(), summary.json());
+    }
+    if args.json {
+        let report = json!({
+            "url": api.base,
+            "run": run_id,
+            "patients": patients.len(),
+            "concurrency": args.concurrency,
+            "seconds_per_phase": args.seconds,
+            "rate": args.rate,
+            "mode": if args.rate.is_some() { "open" } else { "closed" },
+            "enrolment": {
+                "patients": patients.len(),
+                "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0,
+                "registrations_per_s": (registrations_per_s * 10.0).round() / 10.0,
+                "retried": retries.load(Ordering::Relaxed),
+            },
+            "history": history,
+            "phases": out,
+        });
+        println!("{report}");
+    }
     Ok(())
 }
 

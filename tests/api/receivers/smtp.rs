@@ -51,7 +51,7 @@ impl SmtpSink {
         })
     }
 
-    /// Plain-SMTP URL for [`crate::delivery::email::Mailer::new`].
+    /// Plain-SMTP URL for `aftercare::delivery::email::Mailer::new`.
     pub fn smtp_url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
