@@ -111,17 +111,3 @@ pub fn reads_of_patient(
         .select((AuditRow::as_select(), users::display_name.nullable()))
         .load(conn)?)
 }
-
-/// Appends several records in one statement.
-pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()> {
-    // Well under both backends' limits on bound parameters per statement.
-    for chunk in rows.chunks(1000) {
-        // A multi-row insert is backend-specific SQL: run it on the backend's own connection.
-        let insert = diesel::insert_into(audit_events::table).values(chunk);
-        match conn {
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-            DbConnection::Postgresql(c) => insert.execute(c)?,
-        };
-    }
-    Ok(())
-}
