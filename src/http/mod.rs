@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod check_ins;
+pub mod deadline;
 pub mod extract;
 pub mod health;
 pub mod import;
