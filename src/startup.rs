@@ -38,6 +38,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             settings.max_concurrent_hashes,
             settings.hash_queue,
         )?,
+        sign_in_turns: Default::default(),
         keys: Arc::new(keys),
         settings: Arc::new(settings),
         hub: crate::delivery::hub::Hub::new(),

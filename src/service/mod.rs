@@ -10,4 +10,5 @@ pub mod idempotency;
 pub mod import;
 pub mod lab;
 pub mod patients;
+pub mod sign_in_throttle;
 pub mod sweep;
