@@ -84,7 +84,7 @@ async def flood(args):
     start = time.monotonic()
     wrong = [
         request(host, port, "POST", "/v1/auth/login",
-                {"email": f"nobody{i % 7}@example.org", "password": f"wrong-guess-{i}"})
+                {"email": f"nobody{i % args.accounts}@example.org", "password": f"wrong-guess-{i}"})
         for i in range(args.requests)
     ]
     results = await asyncio.gather(*wrong)
@@ -100,7 +100,7 @@ async def flood(args):
     for status, _, _ in results:
         counts[status] = counts.get(status, 0) + 1
     slowest = max(s for _, s, _ in results)
-    print(f"flood: {args.requests} concurrent wrong sign-ins, done in {flood_secs:.1f} s; "
+    print(f"flood: {args.requests} concurrent wrong sign-ins on {args.accounts} accounts, done in {flood_secs:.1f} s; "
           f"statuses {dict(sorted(counts.items()))}; slowest answer {slowest:.2f} s")
     if before is not None:
         print(f"RSS: before {before:.0f} MB, peak {peak:.0f} MB, 2 s after {after:.0f} MB")
@@ -155,6 +155,7 @@ def main():
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--pid", type=int, help="the server's process id, for its resident memory")
     p.add_argument("--requests", type=int, default=300)
+    p.add_argument("--accounts", type=int, default=7, help="how many (unknown) accounts the flood guesses at")
     p.add_argument("--email", default="admin@example.org")
     p.add_argument("--password", default="")
     p.add_argument("--sockets", type=int, default=200)

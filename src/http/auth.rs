@@ -78,8 +78,10 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// Sign in with email and password.
 ///
-/// Failed attempts are throttled per account and per client address (429 with `Retry-After`),
-/// identically whether or not the account exists.
+/// Only wrong passwords are counted, per account, per network and per account from a network
+/// (429 with `Retry-After`), identically whether or not the account exists; an account keeps
+/// accepting its owner from a network it signed in from before. When too many sign-ins are
+/// waiting for a password check the answer is 503 with `Retry-After`, at once.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -88,6 +90,8 @@ fn request_id(req: &HttpRequest) -> Option<String> {
         (status = 401, description = "Wrong email or password", body = Problem),
         (status = 422, description = "Invalid body", body = Problem),
         (status = 429, description = "Too many failed attempts", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Too many sign-ins being checked right now", body = Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
