@@ -433,6 +433,9 @@ mod tests {
             "tidal-marsh-lantern",
             "sunshine over the harbour",
             "demo-password-2026",
+            // aftercare-load's patients and the README's benchmark admin.
+            "bench-passphrase-river-7",
+            "load-bench-password-2026",
         ] {
             assert!(check_policy("password", fine, &[]).is_ok(), "{fine}");
         }
