@@ -85,8 +85,22 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     /// Invitation lifetime (`AFTERCARE_INVITATION_TTL_HOURS`, default 168).
     pub invitation_ttl: Duration,
-    /// Concurrent argon2 hashes allowed (`AFTERCARE_MAX_CONCURRENT_HASHES`, default: cores).
+    /// Concurrent argon2 hashes allowed (`AFTERCARE_MAX_CONCURRENT_HASHES`, default: cores):
+    /// the number of hashing threads, each holding one 19 MiB argon2 buffer.
     pub max_concurrent_hashes: usize,
+    /// Sign-ins and password changes that may wait for a hashing thread
+    /// (`AFTERCARE_HASH_QUEUE`, default 64); beyond it they are answered 503 at once.
+    pub hash_queue: usize,
+    /// How long a request's body may take to arrive, from its headers on
+    /// (`AFTERCARE_BODY_TIMEOUT_MS`, default 10000); later is a 408 and the connection closes.
+    pub body_timeout: Duration,
+    /// PostgreSQL `statement_timeout` on every connection (`AFTERCARE_DB_STATEMENT_TIMEOUT_MS`,
+    /// default 15000): no query runs longer.
+    pub db_statement_timeout: Duration,
+    /// PostgreSQL `lock_timeout` on every connection (`AFTERCARE_DB_LOCK_TIMEOUT_MS`, default
+    /// 2000): a statement waiting longer for a row or table lock fails with 503 and
+    /// `Retry-After` instead of holding its pooled connection.
+    pub db_lock_timeout: Duration,
     /// Failed logins per account or address before throttling (`AFTERCARE_LOGIN_MAX_FAILURES`, default 5).
     pub login_max_failures: u32,
     /// Failed logins from one client address before throttling
@@ -413,6 +427,25 @@ impl Settings {
                 3600 * r.number("AFTERCARE_INVITATION_TTL_HOURS", 168u64, 1, 720),
             ),
             max_concurrent_hashes: r.number("AFTERCARE_MAX_CONCURRENT_HASHES", cores, 1, 64),
+            hash_queue: r.number("AFTERCARE_HASH_QUEUE", 64usize, 1, 10_000),
+            body_timeout: Duration::from_millis(r.number(
+                "AFTERCARE_BODY_TIMEOUT_MS",
+                10_000u64,
+                100,
+                300_000,
+            )),
+            db_statement_timeout: Duration::from_millis(r.number(
+                "AFTERCARE_DB_STATEMENT_TIMEOUT_MS",
+                15_000u64,
+                100,
+                3_600_000,
+            )),
+            db_lock_timeout: Duration::from_millis(r.number(
+                "AFTERCARE_DB_LOCK_TIMEOUT_MS",
+                2_000u64,
+                10,
+                600_000,
+            )),
             login_max_failures: r.number("AFTERCARE_LOGIN_MAX_FAILURES", 5u32, 1, 100),
             login_max_failures_per_address: r.number(
                 "AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS",

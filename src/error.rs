@@ -85,6 +85,12 @@ pub enum ApiError {
     /// Storage cannot be reached right now.
     #[error("storage unavailable")]
     Unavailable,
+    /// Too much work is waiting (password hashing under a flood); retry shortly.
+    #[error("overloaded")]
+    Overloaded,
+    /// The request body did not arrive within the read deadline.
+    #[error("request timeout")]
+    RequestTimeout,
     /// Anything else; logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -183,6 +189,18 @@ impl ApiError {
                 "Storage is unavailable right now; nothing was changed. Please retry shortly."
                     .into(),
             ),
+            Self::Overloaded => (
+                "/problems/overloaded",
+                "Service busy",
+                "Too many sign-ins are being checked right now; nothing was changed. Please retry shortly."
+                    .into(),
+            ),
+            Self::RequestTimeout => (
+                "/problems/request-timeout",
+                "Request timeout",
+                "The request body did not arrive in time; nothing was changed. Please send it again."
+                    .into(),
+            ),
             Self::Internal(_) => (
                 "/problems/internal",
                 "Internal server error",
@@ -207,7 +225,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -256,6 +275,13 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::Overloaded => {
+                resp.insert_header((header::RETRY_AFTER, "2"));
+            }
+            // The rest of the body may still trickle in: the connection is not reused.
+            Self::RequestTimeout => {
+                resp.force_close();
             }
             _ => {}
         }

@@ -25,12 +25,20 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         &settings.database_url,
         settings.db_pool_size,
         settings.db_timeout,
+        store::Limits {
+            statement_timeout: settings.db_statement_timeout,
+            lock_timeout: settings.db_lock_timeout,
+        },
     );
     let store = Store::new(pool);
     let keys = crate::auth::keyfile::load(&settings, &store).await?;
     Ok(AppState {
         store,
-        hasher: crate::auth::password::Hasher::new(settings.max_concurrent_hashes),
+        hasher: crate::auth::password::Hasher::new(
+            settings.max_concurrent_hashes,
+            settings.hash_queue,
+        )?,
+        sign_in_turns: Default::default(),
         keys: Arc::new(keys),
         settings: Arc::new(settings),
         hub: crate::delivery::hub::Hub::new(),
@@ -76,6 +84,7 @@ impl Application {
                 // Patient data must never sit in a browser or proxy cache; responses that
                 // may be cached (the public keys) say so themselves.
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+                .wrap(from_fn(http::deadline::body_deadline))
                 .wrap(from_fn(crate::telemetry::request_telemetry))
                 .wrap(from_fn(http::security_headers))
                 .app_data(data.clone())
@@ -103,6 +112,10 @@ impl Application {
         .listen(listener)?
         .workers(workers)
         .shutdown_timeout(30)
+        // The request head must arrive within 5 s (the body has its own deadline, see
+        // `http::deadline`), and a closing client gets 1 s to go before its socket is shut.
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
         // Signals are handled in `run_until_stopped`, which ends the live streams first.
         .disable_signals()
         .run();

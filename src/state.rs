@@ -18,6 +18,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Password hashing, capped in concurrency.
     pub hasher: Hasher,
+    /// One sign-in attempt per account at a time, so guesses are counted one by one.
+    pub sign_in_turns: crate::service::sign_in_throttle::AccountLocks,
     /// Live alert events for this process's streams.
     pub hub: crate::delivery::hub::Hub,
 }

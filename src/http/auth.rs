@@ -78,10 +78,12 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// Sign in with email and password.
 ///
-/// Failed attempts are throttled per account and per client address (429 with `Retry-After`),
-/// identically whether or not the account exists. With a second factor on, a right password
-/// answers 401 with `type` ending `mfa-required` and an `mfa_token`: complete the sign-in with
-/// `POST /v1/auth/mfa`.
+/// Only wrong passwords are counted, per account, per network and per account from a network
+/// (429 with `Retry-After`), identically whether or not the account exists; an account keeps
+/// accepting its owner from a network it signed in from before. When too many sign-ins are
+/// waiting for a password check the answer is 503 with `Retry-After`, at once.
+/// With a second factor on, a right password answers 401 with `type` ending `mfa-required`
+/// and an `mfa_token`: complete the sign-in with `POST /v1/auth/mfa`.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -90,6 +92,8 @@ fn request_id(req: &HttpRequest) -> Option<String> {
         (status = 401, description = "Wrong email or password; or (type ending mfa-required, with mfa_token) the password was right and the account's second factor is due", body = Problem),
         (status = 422, description = "Invalid body", body = Problem),
         (status = 429, description = "Too many failed attempts", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Too many sign-ins being checked right now", body = Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]

@@ -232,8 +232,10 @@ async fn read_limited(
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::BadRequest("The request body could not be read.".into()))?;
+        let chunk = chunk.map_err(|e| match e {
+            e if super::deadline::is_timeout(&e) => ApiError::RequestTimeout,
+            _ => ApiError::BadRequest("The request body could not be read.".into()),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }

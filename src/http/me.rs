@@ -279,9 +279,11 @@ fn email_change_answer() -> HttpResponse {
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,
+    req: actix_web::HttpRequest,
     body: Json<ChangePassword>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    accounts::change_password(&state, &caller, b.current_password, b.new_password).await?;
+    let client = super::auth::client_address(&req, &state.settings.trusted_proxies);
+    accounts::change_password(&state, &caller, b.current_password, b.new_password, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod alerts;
 pub mod auth;
 pub mod check_ins;
+pub mod deadline;
 pub mod disclosures;
 pub mod extract;
 pub mod guard;

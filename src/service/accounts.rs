@@ -14,6 +14,7 @@ use crate::store::sessions::{self, RefreshTokenRow, ThrottleRow};
 use crate::store::{self, DbConnection};
 
 use super::audit;
+use super::sign_in_throttle as throttle;
 
 /// The phases a patient can be in.
 pub const PHASES: [&str; 4] = ["detox", "treatment", "aftercare", "discharged"];
@@ -469,15 +470,6 @@ fn bump(row: ThrottleRow, now: NaiveDateTime, window: TimeDelta, max: i32) -> Th
     r
 }
 
-/// Takes back an attempt counted by [`bump`] that turned out to be a success.
-fn unbump(mut row: ThrottleRow, max: i32) -> ThrottleRow {
-    row.failures = (row.failures - 1).max(0);
-    if row.failures < max {
-        row.blocked_until = None;
-    }
-    row
-}
-
 /// Counts a password attempt against each (key, limit) before the password is checked, under
 /// the counters' row locks; returns the seconds to wait instead when any key is blocked (and
 /// then counts nothing). Keys are locked in the order given: callers always give the account
@@ -505,24 +497,22 @@ pub(super) fn throttle_window(state: &AppState) -> TimeDelta {
     TimeDelta::seconds(i64::try_from(state.settings.login_window.as_secs()).unwrap_or(900))
 }
 
-/// Signs in: throttled per account and per client address, identically for unknown accounts.
+/// Signs in: throttled on failures per account, per network and per account and network
+/// (see [`sign_in_throttle`](super::sign_in_throttle)), identically for unknown accounts.
 ///
-/// Every attempt is counted as a failure before the password is checked, in a transaction that
-/// holds the counters, so concurrent guesses cannot all slip under the limit; a success takes
-/// its count back.
+/// Attempts on one account are checked one at a time in this process; only a wrong password
+/// is counted, after it was checked, so right passwords are never refused for their number.
 pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, ApiError> {
     let email = attempt.email.trim().to_lowercase();
-    let acct_key = format!("acct:{email}");
-    let ip_key = format!("ip:{}", attempt.client_ip);
-    let window = throttle_window(state);
-    let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
-    let max_ip = i32::try_from(state.settings.login_max_failures_per_address).unwrap_or(20);
+    let keys = throttle::Keys::new(&email, &attempt.client_ip);
+    let limits = throttle::Limits::of(state);
+    let _turn = state.sign_in_turns.turn(&email).await;
 
-    let (keys, em) = ((acct_key.clone(), ip_key.clone()), email.clone());
+    let (k, em) = (keys.clone(), email.clone());
     let (user, retry) = state
         .store
-        .transaction(move |conn| -> Result<_, ApiError> {
-            let retry = count_attempt(conn, &[(&keys.0, max), (&keys.1, max_ip)], window)?;
+        .run(move |conn| -> Result<_, ApiError> {
+            let retry = throttle::check(conn, &k, &limits, store::now())?;
             Ok((accounts::find_user_by_email(conn, &em)?, retry))
         })
         .await?;
@@ -545,9 +535,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                 let now = store::now();
                 match user.filter(|u| ok && !u.disabled) {
                     Some(user) => {
-                        sessions::clear_throttle(conn, &acct_key)?;
-                        let ip = sessions::lock_throttle(conn, &ip_key, now)?;
-                        sessions::put_throttle(conn, &unbump(ip, max_ip))?;
+                        throttle::record_success(conn, &keys, now)?;
                         // With a second factor on, the password opens only the second step.
                         if let Some(token) =
                             super::mfa::challenge(conn, &user, now, request_id.as_deref())?
@@ -566,7 +554,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                         Ok(Ok((user, refresh)))
                     }
                     None => {
-                        // Already counted before the password was checked.
+                        throttle::record_failure(conn, &keys, &limits, now)?;
                         let known = accounts::find_user_by_email(conn, &email)?;
                         audit::record_anonymous(
                             conn,
@@ -664,6 +652,7 @@ pub async fn change_password(
     caller: &Caller,
     current: String,
     new: String,
+    client_ip: &str,
 ) -> Result<(), ApiError> {
     let id = caller.user_id.clone();
     let user = state
@@ -677,14 +666,15 @@ pub async fn change_password(
     ];
     crate::auth::password::check_policy("new_password", &new, &context)
         .map_err(|e| ApiError::Validation(vec![e]))?;
-    // Guessing the current password with a stolen access token is throttled like a login,
-    // on the same per-account counter.
-    let acct_key = format!("acct:{}", user.email);
-    let (key, window) = (acct_key.clone(), throttle_window(state));
-    let max = i32::try_from(state.settings.login_max_failures).unwrap_or(5);
+    // Guessing the current password with a stolen access token is throttled like a sign-in,
+    // on the same counters: wrong guesses count against the account from this network.
+    let keys = throttle::Keys::new(&user.email, client_ip);
+    let limits = throttle::Limits::of(state);
+    let _turn = state.sign_in_turns.turn(&user.email).await;
+    let k = keys.clone();
     let retry = state
         .store
-        .transaction(move |conn| count_attempt(conn, &[(&key, max)], window))
+        .run(move |conn| throttle::check(conn, &k, &limits, store::now()))
         .await?;
     if let Some(secs) = retry {
         return Err(ApiError::RateLimited {
@@ -696,10 +686,11 @@ pub async fn change_password(
         .verify(current, Some(user.password_hash.clone()))
         .await?
     {
-        let c = caller.clone();
+        let (c, k) = (caller.clone(), keys.clone());
         state
             .store
-            .run(move |conn| -> Result<(), ApiError> {
+            .transaction(move |conn| -> Result<(), ApiError> {
+                throttle::record_failure(conn, &k, &limits, store::now())?;
                 audit::record(
                     conn,
                     &c,
@@ -722,7 +713,7 @@ pub async fn change_password(
         .store
         .transaction(move |conn| -> Result<(), ApiError> {
             let now = store::now();
-            sessions::clear_throttle(conn, &acct_key)?;
+            throttle::record_success(conn, &keys, now)?;
             accounts::set_password(conn, &caller.user_id, &hash, now)?;
             sessions::revoke_user(conn, &caller.user_id, now)?;
             audit::record(

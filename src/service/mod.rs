@@ -13,4 +13,5 @@ pub mod import;
 pub mod lab;
 pub mod mfa;
 pub mod patients;
+pub mod sign_in_throttle;
 pub mod sweep;

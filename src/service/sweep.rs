@@ -213,7 +213,9 @@ pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
         .store
         .transaction(move |conn| -> Result<usize, ApiError> {
             let now = store::now();
+            let known_for = chrono::TimeDelta::days(super::sign_in_throttle::KNOWN_NETWORK_DAYS);
             Ok(sessions::prune_throttles(conn, now - window, now)?
+                + sessions::prune_networks(conn, now - known_for)?
                 + sessions::prune_refresh_tokens(conn, now - refresh_ttl)?
                 + deliveries::prune_feed(conn, now - FEED_RETENTION)?
                 + crate::store::mfa::prune_challenges(conn, now)?)

@@ -82,6 +82,10 @@ impl From<diesel::result::Error> for StoreError {
                     "database is locked",
                     "database is busy",
                     "deadlock detected",
+                    // lock_timeout and statement_timeout (see `Limits`): one stuck table
+                    // answers 503 and frees its connection instead of hanging the pool.
+                    "canceling statement due to lock timeout",
+                    "canceling statement due to statement timeout",
                 ]
                 .iter()
                 .any(|m| info.message().contains(m)) =>
@@ -96,10 +100,21 @@ impl From<diesel::result::Error> for StoreError {
 /// Result of a storage operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Per-connection bounds on waiting, set on every pooled PostgreSQL connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `statement_timeout`: no statement runs longer.
+    pub statement_timeout: Duration,
+    /// `lock_timeout`: no statement waits longer for a lock.
+    pub lock_timeout: Duration,
+}
+
 /// Opens connections of the configured backend; never falls back from one to the other.
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    /// `None` for the migration connection, whose statements may rightly take long.
+    limits: Option<Limits>,
 }
 
 impl Manager {
@@ -110,6 +125,17 @@ impl Manager {
                 // Timestamps are stored without zone and always in UTC.
                 conn.batch_execute("SET TIME ZONE 'UTC'")
                     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                // A lock held elsewhere (a stuck transaction, a manual session) must cost a
+                // request a bounded wait and a 503, not its connection for as long as the lock
+                // is held: otherwise the pool drains and every route waits with it.
+                if let Some(limits) = self.limits {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {}; SET lock_timeout = {}",
+                        limits.statement_timeout.as_millis().max(1),
+                        limits.lock_timeout.as_millis().max(1)
+                    ))
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                }
                 Ok(DbConnection::Postgresql(conn))
             }
             DatabaseUrl::Sqlite(path) => {
@@ -167,7 +193,10 @@ pub type PooledConn = PooledConnection<Manager>;
 ///
 /// On PostgreSQL several processes may start at once; an advisory lock makes them take turns.
 pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
-    let manager = Manager { url: url.clone() };
+    let manager = Manager {
+        url: url.clone(),
+        limits: None,
+    };
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
@@ -196,8 +225,9 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
 }
 
 /// Builds the pool. Connections are opened lazily so a database outage after start shows as
-/// 503s and a failing readiness probe rather than a crash.
-pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> DbPool {
+/// 503s and a failing readiness probe rather than a crash. A request waits at most `timeout`
+/// for a connection (then 503), and on PostgreSQL each connection carries `limits`.
+pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration, limits: Limits) -> DbPool {
     let max_size = match url {
         // One writer at a time anyway; a few readers are plenty.
         DatabaseUrl::Sqlite(_) => max_size.min(8),
@@ -210,7 +240,10 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> DbPool
         // A cheap `SELECT 1` per checkout: after a database restart, dead pooled connections
         // are replaced instead of failing request after request.
         .test_on_check_out(true)
-        .build_unchecked(Manager { url: url.clone() })
+        .build_unchecked(Manager {
+            url: url.clone(),
+            limits: Some(limits),
+        })
 }
 
 /// Handle to the database used by handlers and workers.

@@ -109,6 +109,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    sign_in_networks (key) {
+        key -> Text,
+        last_success_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         private_key_pem -> Text,
@@ -343,6 +350,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     refresh_tokens,
     login_throttles,
+    sign_in_networks,
     signing_keys,
     audit_events,
     idempotency_keys,

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{login_throttles, refresh_tokens, signing_keys};
+use super::schema::{login_throttles, refresh_tokens, sign_in_networks, signing_keys};
 use super::{DbConnection, StoreResult};
 
 /// A stored refresh token (hash only).
@@ -219,6 +219,46 @@ pub fn prune_throttles(
 pub fn clear_throttle(conn: &mut DbConnection, key: &str) -> StoreResult<()> {
     diesel::delete(login_throttles::table.find(key)).execute(conn)?;
     Ok(())
+}
+
+/// When the account and network a key names last signed in successfully, if ever.
+pub fn network_known_since(
+    conn: &mut DbConnection,
+    key: &str,
+) -> StoreResult<Option<NaiveDateTime>> {
+    Ok(sign_in_networks::table
+        .find(key)
+        .select(sign_in_networks::last_success_at)
+        .first(conn)
+        .optional()?)
+}
+
+/// Remembers a successful sign-in from an account and network (by their key).
+pub fn remember_network(conn: &mut DbConnection, key: &str, now: NaiveDateTime) -> StoreResult<()> {
+    let updated = diesel::update(sign_in_networks::table.find(key))
+        .set(sign_in_networks::last_success_at.eq(now))
+        .execute(conn)?;
+    if updated == 0 {
+        let insert = diesel::insert_into(sign_in_networks::table).values((
+            sign_in_networks::key.eq(key),
+            sign_in_networks::last_success_at.eq(now),
+        ));
+        match conn {
+            DbConnection::Postgresql(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+            DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+        };
+    }
+    Ok(())
+}
+
+/// Forgets networks not signed in from since `before`.
+pub fn prune_networks(conn: &mut DbConnection, before: NaiveDateTime) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(
+            sign_in_networks::table.filter(sign_in_networks::last_success_at.lt(before)),
+        )
+        .execute(conn)?,
+    )
 }
 
 /// The shared signing key, created by whichever process gets there first.

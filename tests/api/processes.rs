@@ -281,8 +281,8 @@ async fn sigterm_lets_in_flight_logins_finish_then_exits_cleanly() {
     )
     .await;
     const N: usize = 8;
-    // An account per login: every attempt counts against its account's throttle until it
-    // succeeds, so eight at once on one account would rightly meet 429s.
+    // An account per login, so the logins run in parallel (attempts on one account are
+    // checked one after another).
     clinic(&db, dir.path(), &server.base, N).await;
     // A dashboard holds the live stream open: shutdown must not wait out the timeout for it.
     let admin = post(
