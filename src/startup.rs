@@ -26,7 +26,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         settings.db_pool_size,
         settings.db_timeout,
     );
-    let store = Store::new(pool);
+    let store = Store::new(pool, &settings.database_url)?;
     let keys = crate::auth::keyfile::load(&settings, &store).await?;
     Ok(AppState {
         store,

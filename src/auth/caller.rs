@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::accounts;
+use crate::store::sessions;
 use crate::telemetry::RequestId;
 
 /// A user's role.
@@ -103,17 +103,15 @@ pub async fn authenticate(
         .verify(token)
         .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
     let (user_id, sid) = (claims.sub.clone(), claims.sid.clone());
-    let (user, session_open) = state
+    let found = state
         .store
         .run(move |conn| -> Result<_, ApiError> {
-            let user = accounts::find_user(conn, &user_id)?;
-            let open = crate::store::sessions::session_open(conn, &user_id, &sid)?;
-            Ok((user, open))
+            Ok(sessions::user_and_session(conn, &user_id, &sid)?)
         })
         .await?;
     let invalid =
         || ApiError::Unauthorized("The access token is no longer valid; sign in again.".into());
-    let user = user.ok_or_else(invalid)?;
+    let (user, session_open) = found.ok_or_else(invalid)?;
     // Logged out, or revoked because its refresh token was reused.
     if !session_open {
         return Err(invalid());

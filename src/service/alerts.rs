@@ -166,7 +166,7 @@ pub fn record(
         alerts::insert(conn, &alert)?;
         // An SOS is the patient's own act; other alerts are the risk engine's reading.
         let actor = sos.then_some(patient_id);
-        change(conn, &alert, "created", actor, None, now)?;
+        alerts::insert_changes(conn, &[change_row(&alert, "created", actor, None, now)])?;
         queue(conn, settings, &alert, events::CREATED, true, now)?;
         return Ok(Some((alert, Raised::Created)));
     };
@@ -239,34 +239,42 @@ pub fn record(
         alert.escalation_due_at = None;
     }
     alerts::save(conn, &alert)?;
+    // Every change this recording makes, in one statement (ids are time-ordered, so the
+    // history keeps this order).
+    let mut changes = Vec::new();
     if !corrected.is_empty() {
-        change(
-            conn,
+        changes.push(change_row(
             &alert,
             "corrected",
             Some(patient_id),
             Some(corrected.join(",")),
             now,
-        )?;
+        ));
     }
     if rose {
-        change(conn, &alert, "severity_raised", None, None, now)?;
+        changes.push(change_row(&alert, "severity_raised", None, None, now));
     }
     if sos {
-        change(conn, &alert, "sos_pressed", Some(patient_id), None, now)?;
+        changes.push(change_row(
+            &alert,
+            "sos_pressed",
+            Some(patient_id),
+            None,
+            now,
+        ));
     }
     if !new_rules.is_empty() {
-        change(
-            conn,
+        changes.push(change_row(
             &alert,
             "findings_added",
             None,
             Some(new_rules.join(",")),
             now,
-        )?;
+        ));
     } else if !seen.is_empty() && !rose && !sos {
-        change(conn, &alert, "repeated", None, None, now)?;
+        changes.push(change_row(&alert, "repeated", None, None, now));
     }
+    alerts::insert_changes(conn, &changes)?;
     let raised = if rose || sos {
         queue(conn, settings, &alert, events::UPDATED, true, now)?;
         Raised::Delivered
@@ -302,20 +310,28 @@ fn change(
     detail: Option<String>,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    alerts::insert_change(
-        conn,
-        &AlertChangeRow {
-            id: store::new_id(),
-            alert_id: alert.id.clone(),
-            change: what.to_owned(),
-            actor_id: actor.map(str::to_owned),
-            severity: Some(alert.severity.clone()),
-            status: Some(alert.status.clone()),
-            detail,
-            created_at: now,
-        },
-    )?;
+    alerts::insert_change(conn, &change_row(alert, what, actor, detail, now))?;
     Ok(())
+}
+
+/// A change to record on `alert`, as it stands now.
+fn change_row(
+    alert: &AlertRow,
+    what: &str,
+    actor: Option<&str>,
+    detail: Option<String>,
+    now: NaiveDateTime,
+) -> AlertChangeRow {
+    AlertChangeRow {
+        id: store::new_id(),
+        alert_id: alert.id.clone(),
+        change: what.to_owned(),
+        actor_id: actor.map(str::to_owned),
+        severity: Some(alert.severity.clone()),
+        status: Some(alert.status.clone()),
+        detail,
+        created_at: now,
+    }
 }
 
 /// The webhook body: ids, rule and severity only — never check-in values or free text.
@@ -350,10 +366,12 @@ pub fn queue(
 ) -> Result<(), ApiError> {
     alerts::feed(conn, &alert.organisation_id, &alert.id, event_type, now)?;
     let body = webhook_body(alert, event_type, now).to_string();
+    // Every delivery of this event, in one statement.
+    let mut deliveries = Vec::new();
     for (hook_id, events_json) in alerts::active_webhooks(conn, &alert.organisation_id)? {
         let subscribed: Vec<String> = serde_json::from_str(&events_json).unwrap_or_default();
         if subscribed.iter().any(|e| e == event_type) {
-            enqueue(conn, alert, event_type, "webhook", &hook_id, &body, now)?;
+            deliveries.push(delivery(alert, event_type, "webhook", &hook_id, &body, now));
         }
     }
     if email && settings.smtp.is_some() && alert.severity_rank >= rank(Severity::High) {
@@ -372,44 +390,40 @@ pub fn queue(
         recipients.dedup();
         let notice = serde_json::json!({"severity": alert.severity, "escalated": event_type == events::ESCALATED}).to_string();
         for to in recipients {
-            enqueue(conn, alert, event_type, "email", &to, &notice, now)?;
+            deliveries.push(delivery(alert, event_type, "email", &to, &notice, now));
         }
     }
+    alerts::enqueue_many(conn, &deliveries)?;
     Ok(())
 }
 
-fn enqueue(
-    conn: &mut DbConnection,
+fn delivery(
     alert: &AlertRow,
     event_type: &str,
     channel: &str,
     target: &str,
     payload: &str,
     now: NaiveDateTime,
-) -> Result<(), ApiError> {
-    alerts::enqueue(
-        conn,
-        &OutboxRow {
-            id: store::new_id(),
-            organisation_id: alert.organisation_id.clone(),
-            alert_id: alert.id.clone(),
-            event_type: event_type.to_owned(),
-            channel: channel.to_owned(),
-            target: target.to_owned(),
-            payload: payload.to_owned(),
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_at: now,
-            locked_until: None,
-            locked_by: None,
-            last_status_code: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            delivered_at: None,
-        },
-    )?;
-    Ok(())
+) -> OutboxRow {
+    OutboxRow {
+        id: store::new_id(),
+        organisation_id: alert.organisation_id.clone(),
+        alert_id: alert.id.clone(),
+        event_type: event_type.to_owned(),
+        channel: channel.to_owned(),
+        target: target.to_owned(),
+        payload: payload.to_owned(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        locked_until: None,
+        locked_by: None,
+        last_status_code: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    }
 }
 
 /// Acknowledges an open alert.

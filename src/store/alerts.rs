@@ -140,6 +140,20 @@ pub fn insert_change(conn: &mut DbConnection, row: &AlertChangeRow) -> StoreResu
     Ok(())
 }
 
+/// Records several changes with one multi-row `INSERT` (per backend: diesel's
+/// multi-connection cannot build one).
+pub fn insert_changes(conn: &mut DbConnection, rows: &[AlertChangeRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let insert = diesel::insert_into(alert_changes::table).values(rows);
+    match conn {
+        DbConnection::Postgresql(c) => insert.execute(c)?,
+        DbConnection::Sqlite(c) => insert.execute(c)?,
+    };
+    Ok(())
+}
+
 /// An alert's changes, oldest first.
 pub fn changes(conn: &mut DbConnection, alert_id: &str) -> StoreResult<Vec<AlertChangeRow>> {
     Ok(alert_changes::table
@@ -251,6 +265,20 @@ pub fn enqueue(conn: &mut DbConnection, row: &OutboxRow) -> StoreResult<()> {
     diesel::insert_into(outbox::table)
         .values(row)
         .execute(conn)?;
+    Ok(())
+}
+
+/// Queues several deliveries with one multi-row `INSERT` (per backend, as above); at most a
+/// few hundred (one per webhook and care-team email), far below either bound-parameter limit.
+pub fn enqueue_many(conn: &mut DbConnection, rows: &[OutboxRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let insert = diesel::insert_into(outbox::table).values(rows);
+    match conn {
+        DbConnection::Postgresql(c) => insert.execute(c)?,
+        DbConnection::Sqlite(c) => insert.execute(c)?,
+    };
     Ok(())
 }
 

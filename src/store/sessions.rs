@@ -66,16 +66,25 @@ pub fn revoke_family(
     Ok(())
 }
 
-/// Whether a user's session (refresh-token family) is still open: not logged out, not revoked
-/// for reuse or a password change.
-pub fn session_open(conn: &mut DbConnection, user_id: &str, family_id: &str) -> StoreResult<bool> {
-    let open: i64 = refresh_tokens::table
-        .filter(refresh_tokens::family_id.eq(family_id))
-        .filter(refresh_tokens::user_id.eq(user_id))
-        .filter(refresh_tokens::revoked_at.is_null())
-        .count()
-        .get_result(conn)?;
-    Ok(open > 0)
+/// A user and whether their session (refresh-token family) is still open, in one statement:
+/// what every authenticated request checks.
+pub fn user_and_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    family_id: &str,
+) -> StoreResult<Option<(super::accounts::UserRow, bool)>> {
+    use super::schema::users;
+    let open = diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id.to_owned()))
+            .filter(refresh_tokens::user_id.eq(user_id.to_owned()))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    );
+    Ok(users::table
+        .find(user_id.to_owned())
+        .select((super::accounts::UserRow::as_select(), open))
+        .first(conn)
+        .optional()?)
 }
 
 /// Revokes every session of a user.
