@@ -69,6 +69,9 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                // Innermost: the handling's statements share a connection, which is back
+                // in the pool before the denial audit runs.
+                .wrap(from_fn(http::one_connection))
                 .wrap(from_fn(http::audit_denials))
                 // Patient data must never sit in a browser or proxy cache; responses that
                 // may be cached (the public keys) say so themselves.

@@ -137,6 +137,15 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
+/// Lets a request's statements share one database connection (see
+/// `store::one_connection_per_request`).
+pub async fn one_connection(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    crate::store::one_connection_per_request(next.call(req)).await
+}
+
 /// Records every denial an authenticated caller receives in the audit trail, in its own
 /// write (the denied action's transaction, if any, has rolled back): a 403 (a role asking for
 /// what it may not do) as `permission.denied`, a 404 on a route that names an object (one out

@@ -177,14 +177,32 @@ impl ManageConnection for Manager {
     /// hold the write lock), or when the server went away under it (the database restarted:
     /// the next checkout opens a fresh connection).
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || Self::unsound(conn)
+    }
+}
+
+impl Manager {
+    /// Inside a transaction, a broken transaction manager, or the server gone away.
+    fn unsound(conn: &mut DbConnection) -> bool {
         use diesel::r2d2::R2D2Connection;
-        std::thread::panicking()
-            || conn.is_broken()
+        conn.is_broken()
             || conn
                 .instrumentation()
                 .downcast_ref::<Health>()
                 .is_some_and(|h| h.lost)
     }
+}
+
+tokio::task_local! {
+    /// The connection a request's statements share (PostgreSQL).
+    static HELD: std::cell::RefCell<Option<PooledConn>>;
+}
+
+/// Runs a request's handling (its extractors and handler) so that all of its statements share
+/// one pooled connection on PostgreSQL: the caller check's connection is the action's. It goes
+/// back to the pool when the handling ends.
+pub async fn one_connection_per_request<F: std::future::Future>(handling: F) -> F::Output {
+    HELD.scope(std::cell::RefCell::new(None), handling).await
 }
 
 /// Watches a pooled connection's queries for signs that the server is gone.
@@ -328,19 +346,38 @@ impl Store {
     {
         let pool = self.pool.clone();
         let defer = self.writer.is_some();
-        let (result, deferred) = actix_web::web::block(move || {
-            let mut conn = match pool.get() {
+        // On PostgreSQL a request keeps the connection its first statement used (see
+        // [`one_connection_per_request`]); SQLite's writes go to the writer anyway, and a
+        // reader held while the request waits for a commit would only shrink the batches.
+        let held = if defer {
+            None
+        } else {
+            HELD.try_with(|h| h.borrow_mut().take()).ok().flatten()
+        };
+        let (result, deferred, conn) = actix_web::web::block(move || {
+            let mut conn = match held.map_or_else(|| pool.get(), Ok) {
                 Ok(c) => c,
-                Err(e) => return (Err(E::from(StoreError::Unavailable(e.to_string()))), None),
+                Err(e) => {
+                    let e = E::from(StoreError::Unavailable(e.to_string()));
+                    return (Err(e), None, None);
+                }
             };
             if !defer {
-                return (f(&mut conn), None);
+                let result = f(&mut conn);
+                return (result, None, Some(conn));
             }
             let scope = audit::Deferred::collect();
             let result = f(&mut conn);
-            (result, Some(scope.finish()))
+            (result, Some(scope.finish()), None)
         })
         .await?;
+        if let Some(mut conn) = conn {
+            // Kept for the request's next statement only while it is sound; otherwise it
+            // goes back to the pool, which judges it (`Manager::has_broken`).
+            if !Manager::unsound(&mut conn) {
+                let _ = HELD.try_with(|h| *h.borrow_mut() = Some(conn));
+            }
+        }
         if let (Some(rows), Some(writer)) = (deferred, &self.writer) {
             if !rows.is_empty() {
                 let appended = writer

@@ -286,3 +286,124 @@ fn settle(conn: &mut DbConnection, ok: bool) -> Result<bool, StoreError> {
     }
     Ok(kept || !ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    use crate::config::DatabaseUrl;
+    use crate::store::{build_pool, Store, StoreError};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        let url = DatabaseUrl::Sqlite(dir.path().join("w.db"));
+        let pool = build_pool(&url, 4, Duration::from_secs(5));
+        let store = Store::new(pool, &url).unwrap();
+        store
+            .conn()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .unwrap();
+        store
+    }
+
+    async fn insert(store: &Store, v: i64) -> Result<(), StoreError> {
+        store
+            .transaction(move |conn| -> Result<(), StoreError> {
+                conn.batch_execute(&format!("INSERT INTO t (v) VALUES ({v})"))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn values(store: &Store) -> i64 {
+        store
+            .run(|conn| -> Result<i64, StoreError> {
+                Ok(diesel::sql_query("SELECT count(*) AS n FROM t")
+                    .get_result::<Count>(conn)?
+                    .n)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_panicking_transaction_rolls_back_alone_and_the_others_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let mut tasks = Vec::new();
+        for v in 0..40_i64 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                match v % 10 {
+                    // Writes, then fails: its row must not survive.
+                    3 => {
+                        s.transaction(move |conn| -> Result<(), StoreError> {
+                            conn.batch_execute(&format!("INSERT INTO t (v) VALUES ({v})"))?;
+                            Err(StoreError::NotFound)
+                        })
+                        .await
+                    }
+                    // Writes, then panics inside a nested transaction.
+                    7 => {
+                        s.transaction(move |conn| -> Result<(), StoreError> {
+                            conn.batch_execute(&format!("INSERT INTO t (v) VALUES ({v})"))?;
+                            conn.transaction(|_| -> Result<(), StoreError> {
+                                panic!("a bug in one action")
+                            })
+                        })
+                        .await
+                    }
+                    _ => insert(&s, v).await,
+                }
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 32);
+        assert_eq!(values(&store).await, 32);
+        // The writer goes on, and a constraint failure is the caller's own error.
+        insert(&store, 100).await.unwrap();
+        assert!(matches!(
+            insert(&store, 100).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(values(&store).await, 33);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_panicked_mid_transaction_does_not_keep_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        // A reader connection opens a write transaction by hand and its holder panics.
+        let s = store.clone();
+        let crashed = tokio::spawn(async move {
+            s.run(|conn| -> Result<(), StoreError> {
+                conn.batch_execute("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (1)")?;
+                panic!("a bug while holding the write lock")
+            })
+            .await
+        })
+        .await
+        .unwrap();
+        assert!(crashed.is_err());
+        // Were that connection back in the pool, every write would now wait for its lock.
+        let started = std::time::Instant::now();
+        insert(&store, 2).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(values(&store).await, 1);
+    }
+}
