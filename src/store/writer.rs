@@ -8,6 +8,13 @@
 //! commit together, and each caller is answered only after that shared `COMMIT` returned —
 //! nothing is acknowledged before it is on disk.
 //!
+//! Transactions of one batch run one after another on one connection, so a later one sees an
+//! earlier one's writes as if they had committed (an idempotency key remembered by one is
+//! replayed by the next, a row one inserted is a conflict for the next); as every answer waits
+//! for the shared commit, none rests on writes that might still be lost. If the write lock
+//! stays taken by another process past `busy_timeout`, the whole batch is a retryable 503 and
+//! the next batch tries again.
+//!
 //! Callers never block: they send the closure over a channel and await a oneshot answer, so
 //! the async runtime goes on serving while the writer works.
 
@@ -150,7 +157,7 @@ fn run(pool: DbPool, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let c = match conn.take() {
+        let mut c = match conn.take() {
             Some(c) => c,
             None => match pool.get() {
                 Ok(c) => c,
@@ -163,7 +170,6 @@ fn run(pool: DbPool, queue: mpsc::Receiver<Box<dyn Job>>) {
                 }
             },
         };
-        let mut c = c;
         if commit(&mut c, batch) {
             conn = Some(c);
         }
