@@ -30,7 +30,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             lock_timeout: settings.db_lock_timeout,
         },
     );
-    let store = Store::new(pool);
+    let store = Store::new(pool, &settings.database_url)?;
     let keys = crate::auth::keyfile::load(&settings, &store).await?;
     Ok(AppState {
         store,
@@ -77,9 +77,12 @@ impl Application {
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
-                // Innermost: the route's access rule before any extractor reads the request
+                // Innermost: the route's access rule, before any extractor reads the request
                 // (a denial it answers is still audited and carries the headers below).
                 .wrap(from_fn(http::guard::gate))
+                // The caller check and the handling share one connection, which is back in
+                // the pool before the denial audit runs.
+                .wrap(from_fn(http::one_connection))
                 .wrap(from_fn(http::audit_denials))
                 // Patient data must never sit in a browser or proxy cache; responses that
                 // may be cached (the public keys) say so themselves.

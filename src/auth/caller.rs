@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::accounts;
+use crate::store::sessions;
 use crate::telemetry::RequestId;
 
 /// A user's role.
@@ -135,29 +135,23 @@ pub async fn authenticate(
         .verify(token)
         .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
     let (user_id, sid) = (claims.sub.clone(), claims.sid.clone());
-    let (user, session, must_enrol_mfa) = state
+    let found = state
         .store
         .run(move |conn| -> Result<_, ApiError> {
-            let user = accounts::find_user(conn, &user_id)?;
-            let session = crate::store::sessions::open_session(conn, &user_id, &sid)?;
-            // Staff of an organisation requiring a second factor, without one.
-            let must_enrol = match &user {
-                Some(u) if u.role != Role::Patient.as_str() => {
-                    crate::store::mfa::staff_mfa(conn, &u.organisation_id)? == "required"
-                        && !crate::store::mfa::totp_enabled(conn, &u.id)?
-                }
-                _ => false,
-            };
-            Ok((user, session, must_enrol))
+            Ok(sessions::user_and_session(conn, &user_id, &sid)?)
         })
         .await?;
     let invalid =
         || ApiError::Unauthorized("The access token is no longer valid; sign in again.".into());
-    let user = user.ok_or_else(invalid)?;
+    let found = found.ok_or_else(invalid)?;
     // Logged out, or revoked because its refresh token was reused.
-    let Some(signed_in_at) = session else {
+    if !found.session_open {
         return Err(invalid());
-    };
+    }
+    let (user, signed_in_at) = (found.user, found.signed_in_at);
+    // Staff of an organisation requiring a second factor, without one.
+    let must_enrol_mfa =
+        user.role != Role::Patient.as_str() && found.staff_mfa == "required" && !found.totp_enabled;
     if user.disabled || user.organisation_id != claims.org {
         return Err(invalid());
     }

@@ -364,7 +364,8 @@ pub fn summary(
     let days_since_last_use =
         risk::abstinent_days(today + TimeDelta::days(1), &ctx).map(|d| d.max(0));
     let recent = store::range(conn, patient_id, today - TimeDelta::days(6), today)?;
-    // The streak is read back in chunks until the first gap.
+    // The streak is counted in the last seven days already read, and read back in chunks
+    // until the first gap only when it reaches further.
     let mut streak = 0i64;
     let checked_in_today = recent.iter().any(|r| r.date == today);
     let mut expect = if checked_in_today {
@@ -372,7 +373,22 @@ pub fn summary(
     } else {
         today - TimeDelta::days(1)
     };
+    let oldest = today - TimeDelta::days(6);
+    for r in recent.iter().rev() {
+        if r.date > expect {
+            continue;
+        }
+        if r.date != expect {
+            break;
+        }
+        streak += 1;
+        expect -= TimeDelta::days(1);
+    }
+    let gap_seen = expect >= oldest;
     'outer: loop {
+        if gap_seen {
+            break;
+        }
         let dates = store::dates_back_from(conn, patient_id, expect, 200)?;
         if dates.is_empty() {
             break;

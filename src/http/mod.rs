@@ -168,6 +168,29 @@ fn object_id(request: &HttpRequest) -> Option<String> {
         .flatten()
 }
 
+/// Lets a request's statements share one database connection (see
+/// `store::one_connection_per_request`) — except requests that check a password: holding a
+/// pooled connection while waiting for the hashing threads would let a sign-in flood drain
+/// the pool that check-ins need.
+pub async fn one_connection(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if hashes_a_password(req.method(), req.path()) {
+        return next.call(req).await;
+    }
+    crate::store::one_connection_per_request(next.call(req)).await
+}
+
+/// Routes that may verify or hash a password.
+fn hashes_a_password(method: &actix_web::http::Method, path: &str) -> bool {
+    use actix_web::http::Method;
+    path.starts_with("/v1/auth/")
+        || path == "/v1/me/password"
+        || (path == "/v1/me" && method == Method::PATCH)
+        || (path == "/v1/me/mfa/totp" && method == Method::DELETE)
+}
+
 /// Records every denial an authenticated caller receives in the audit trail, in its own
 /// write (the denied action's transaction, if any, has rolled back): a 403 (a role asking for
 /// what it may not do) as `permission.denied`, a 404 on a route that names an object (one out

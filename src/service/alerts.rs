@@ -161,7 +161,7 @@ pub fn record(
         alerts::insert(conn, &alert)?;
         // An SOS is the patient's own act; other alerts are the risk engine's reading.
         let actor = sos.then_some(patient_id);
-        change(conn, &alert, "created", actor, None, now)?;
+        alerts::insert_changes(conn, &[change_row(&alert, "created", actor, None, now)])?;
         queue(conn, settings, &alert, events::CREATED, true, now)?;
         return Ok(Some((alert, Raised::Created)));
     };
@@ -236,34 +236,42 @@ pub fn record(
         alert.escalation_due_at = None;
     }
     alerts::save(conn, &alert)?;
+    // Every change this recording makes, in one statement (ids are time-ordered, so the
+    // history keeps this order).
+    let mut changes = Vec::new();
     if !corrected.is_empty() {
-        change(
-            conn,
+        changes.push(change_row(
             &alert,
             "corrected",
             Some(patient_id),
             Some(corrected.join(",")),
             now,
-        )?;
+        ));
     }
     if rose {
-        change(conn, &alert, "severity_raised", None, None, now)?;
+        changes.push(change_row(&alert, "severity_raised", None, None, now));
     }
     if sos {
-        change(conn, &alert, "sos_pressed", Some(patient_id), None, now)?;
+        changes.push(change_row(
+            &alert,
+            "sos_pressed",
+            Some(patient_id),
+            None,
+            now,
+        ));
     }
     if !new_rules.is_empty() {
-        change(
-            conn,
+        changes.push(change_row(
             &alert,
             "findings_added",
             None,
             Some(new_rules.join(",")),
             now,
-        )?;
+        ));
     } else if !seen.is_empty() && !rose && !sos {
-        change(conn, &alert, "repeated", None, None, now)?;
+        changes.push(change_row(&alert, "repeated", None, None, now));
     }
+    alerts::insert_changes(conn, &changes)?;
     let raised = if rose || sos {
         queue(conn, settings, &alert, events::UPDATED, true, now)?;
         Raised::Delivered
@@ -452,9 +460,9 @@ pub fn queue(
     alerts::feed(conn, &alert.organisation_id, &alert.id, event_type, now)?;
     let hooks = alerts::active_webhooks(conn, &alert.organisation_id)?;
     let recipients = email_recipients(conn, settings, alert, event_type, email)?;
-    for row in outbox_rows(alert, event_type, &hooks, &recipients, now) {
-        alerts::enqueue(conn, &row)?;
-    }
+    // Every delivery of this event, in one statement.
+    let deliveries = outbox_rows(alert, event_type, &hooks, &recipients, now);
+    alerts::enqueue_many(conn, &deliveries)?;
     Ok(())
 }
 

@@ -99,20 +99,35 @@ pub fn day_record(r: &CheckInRow) -> DayRecord {
     }
 }
 
-/// The patient context the engine needs on `date`, from index-served queries.
+/// The patient context the engine needs on `date`. The patient row already stores the first
+/// check-in date and the last reported use, so only the phase history is read, and the last
+/// use before `date` only when the stored one is not before it.
 pub fn context(
     conn: &mut DbConnection,
     p: &PatientRow,
     date: NaiveDate,
 ) -> Result<PatientContext, ApiError> {
-    let phase_history = phase_spans(conn, &p.user_id)?;
-    let last_use = check_ins::last_use_before(conn, &p.user_id, date)?;
-    let first = check_ins::first_date(conn, &p.user_id)?;
+    let phases = phase_spans(conn, &p.user_id)?;
+    context_with(conn, p, phases, date)
+}
+
+/// [`context`] with the phase history already read.
+fn context_with(
+    conn: &mut DbConnection,
+    p: &PatientRow,
+    phase_history: Vec<PhaseSpan>,
+    date: NaiveDate,
+) -> Result<PatientContext, ApiError> {
+    let last_use = match p.last_use_on {
+        None => None,
+        Some(l) if l < date => Some(l),
+        Some(_) => check_ins::last_use_before(conn, &p.user_id, date)?,
+    };
     // The same pure function the backtest replay builds its context with.
     Ok(risk::patient_context_on(
         date,
         phase_history,
-        first,
+        p.first_check_in_on,
         p.enrolment_last_use_on,
         last_use,
     ))
@@ -354,7 +369,16 @@ async fn submit_once(
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
 
-            let previous = check_ins::find(conn, &caller.user_id, date)?;
+            // The history the engine reads and this date's earlier check-in, in one query.
+            let window = policy.history_window_days();
+            let mut history_rows =
+                check_ins::range(conn, &patient.user_id, date - TimeDelta::days(window), date)?;
+            let previous = match history_rows.last() {
+                Some(last) if last.date == date => history_rows.pop(),
+                _ => None,
+            };
+            let history: Vec<DayRecord> = history_rows.iter().map(day_record).collect();
+            drop(history_rows);
             let row = new_row(input, caller.user_id.clone(), date, now);
             // A phone retrying a request whose answer it lost sends the same check-in again:
             // that is not a correction, so nothing is stored, raised or delivered a second
@@ -363,20 +387,34 @@ async fn submit_once(
             let repeat = unchanged.is_some();
             let (row, created) = match unchanged {
                 Some(p) => (p, false),
-                None => check_ins::upsert(conn, row)?,
+                None => check_ins::upsert_over(conn, row, previous.as_ref())?,
             };
 
-            let window = policy.history_window_days();
-            let history: Vec<DayRecord> = check_ins::range(
-                conn,
-                &patient.user_id,
-                date - TimeDelta::days(window),
-                date - TimeDelta::days(1),
-            )?
-            .iter()
-            .map(day_record)
-            .collect();
-            let ctx = context(conn, &patient, date)?;
+            // The patient's dates as they stand with this check-in stored, worked out from
+            // what the row already holds; the last use is looked up only when a correction
+            // took back the use it recorded.
+            let mut updated = patient.clone();
+            if !repeat {
+                updated.first_check_in_on =
+                    Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
+                updated.last_check_in_on =
+                    Some(patient.last_check_in_on.map_or(date, |l| l.max(date)));
+                updated.last_use_on = if row.used_substance {
+                    Some(patient.last_use_on.map_or(date, |l| l.max(date)))
+                } else if patient.last_use_on == Some(date) {
+                    // Any later date will do; not NaiveDate::MAX, whose text form SQLite
+                    // compares wrongly.
+                    check_ins::last_use_before(
+                        conn,
+                        &patient.user_id,
+                        date.max(today) + TimeDelta::days(2),
+                    )?
+                } else {
+                    patient.last_use_on
+                };
+            }
+            let phases = phase_spans(conn, &patient.user_id)?;
+            let ctx = context_with(conn, &updated, phases.clone(), date)?;
             let findings = risk::evaluate_check_in(&day_record(&row), &history, &ctx, &policy);
             if repeat {
                 audit::record(
@@ -401,25 +439,36 @@ async fn submit_once(
                     crisis_resources: crisis,
                 });
             }
+            // Only a check-in dated before the latest one can reveal anything later.
             let (revealed, later_corrections) =
-                revealed_later(conn, &patient, &row, previous.as_ref(), &policy)?;
+                if patient.last_check_in_on.is_some_and(|l| l > date) {
+                    revealed_later(conn, &updated, &phases, &row, previous.as_ref(), &policy)?
+                } else {
+                    (Vec::new(), Vec::new())
+                };
 
-            let first = Some(patient.first_check_in_on.map_or(date, |f| f.min(date)));
-            let last = patient.last_check_in_on.map_or(date, |l| l.max(date));
-            // Any later date will do; not NaiveDate::MAX, whose text form SQLite compares wrongly.
-            let last_use = check_ins::last_use_before(
-                conn,
-                &patient.user_id,
-                date.max(today) + TimeDelta::days(2),
-            )?;
-            check_ins::update_patient_dates(
-                conn,
-                &patient.user_id,
-                first,
-                Some(last),
-                last_use,
-                missed_due(&caller.timezone, last, &policy),
-            )?;
+            let last = updated.last_check_in_on.unwrap_or(date);
+            let due = missed_due(&caller.timezone, last, &policy);
+            if (
+                updated.first_check_in_on,
+                updated.last_check_in_on,
+                updated.last_use_on,
+                due,
+            ) != (
+                patient.first_check_in_on,
+                patient.last_check_in_on,
+                patient.last_use_on,
+                patient.missed_check_due_at,
+            ) {
+                check_ins::update_patient_dates(
+                    conn,
+                    &patient.user_id,
+                    updated.first_check_in_on,
+                    updated.last_check_in_on,
+                    updated.last_use_on,
+                    due,
+                )?;
+            }
 
             // For staff, each finding's evidence carries the patient's own note of that day.
             let findings: Vec<Finding> = findings
@@ -513,6 +562,7 @@ type Revealed = (Vec<(NaiveDate, Finding)>, Vec<alert_service::Correction>);
 fn revealed_later(
     conn: &mut DbConnection,
     patient: &PatientRow,
+    phases: &[PhaseSpan],
     row: &CheckInRow,
     previous: Option<&CheckInRow>,
     policy: &RiskPolicy,
@@ -549,7 +599,7 @@ fn revealed_later(
                 })
                 .collect()
         };
-        let ctx = context(conn, patient, l.date)?;
+        let ctx = context_with(conn, patient, phases.to_vec(), l.date)?;
         let current = day_record(l);
         // For staff, each later finding carries that day's own note, as live ones do.
         let with: Vec<Finding> = risk::evaluate_check_in(&current, &history(true), &ctx, policy)

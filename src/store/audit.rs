@@ -23,17 +23,30 @@ pub struct AuditRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Appends a record.
+/// Appends a record. On SQLite outside a transaction (an audited read in `Store::run`), the
+/// record is handed to the writer's next group commit instead of paying a commit (an fsync)
+/// of its own; `Store::run` answers only after that commit.
 pub fn insert(conn: &mut DbConnection, row: &AuditRow) -> StoreResult<()> {
+    if let DbConnection::Sqlite(lite) = conn {
+        if outside_transaction(lite) && Deferred::push(row) {
+            return Ok(());
+        }
+    }
     diesel::insert_into(audit_events::table)
         .values(row)
         .execute(conn)?;
     Ok(())
 }
 
-/// Appends several records in multi-row statements (500 rows of 11 columns each, well under
-/// either backend's bound-parameter limit).
+/// Appends records with one multi-row `INSERT` per backend (diesel's multi-connection cannot
+/// build one).
 pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()> {
+    // 11 columns: 500 rows stay well under either backend's bound-parameter limit.
+    if let DbConnection::Sqlite(c) = conn {
+        if outside_transaction(c) && rows.iter().all(Deferred::push) {
+            return Ok(());
+        }
+    }
     for chunk in rows.chunks(500) {
         let insert = diesel::insert_into(audit_events::table).values(chunk);
         match conn {
@@ -42,6 +55,55 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()
         };
     }
     Ok(())
+}
+
+fn outside_transaction(conn: &mut diesel::SqliteConnection) -> bool {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    matches!(
+        <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(conn)
+            .transaction_depth(),
+        Ok(None)
+    )
+}
+
+thread_local! {
+    static DEFERRED: std::cell::RefCell<Option<Vec<AuditRow>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// While alive, audit records written outside a transaction on this thread are collected
+/// instead of inserted (see [`insert`]); `Store::run` holds one around its closure.
+pub(crate) struct Deferred(());
+
+impl Deferred {
+    /// Starts collecting on this thread.
+    pub(crate) fn collect() -> Self {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        Self(())
+    }
+
+    /// Stops collecting and returns what was collected.
+    pub(crate) fn finish(self) -> Vec<AuditRow> {
+        DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default()
+    }
+
+    /// Collects `row` if collecting; returns whether it did.
+    fn push(row: &AuditRow) -> bool {
+        DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+            Some(rows) => {
+                rows.push(row.clone());
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        // A closure that panicked must not leave this thread collecting.
+        DEFERRED.with(|d| *d.borrow_mut() = None);
+    }
 }
 
 /// Filters for listing.

@@ -64,10 +64,21 @@ pub fn find(
 
 /// Inserts or replaces the check-in of `row.date`, keeping its id and creation time and
 /// counting versions. Returns the stored row and whether it was new.
-pub fn upsert(conn: &mut DbConnection, mut row: CheckInRow) -> StoreResult<(CheckInRow, bool)> {
-    match find(conn, &row.patient_id, row.date)? {
+pub fn upsert(conn: &mut DbConnection, row: CheckInRow) -> StoreResult<(CheckInRow, bool)> {
+    let existing = find(conn, &row.patient_id, row.date)?;
+    upsert_over(conn, row, existing.as_ref())
+}
+
+/// [`upsert`] when the caller has just read the date's check-in (`existing`) in this
+/// transaction.
+pub fn upsert_over(
+    conn: &mut DbConnection,
+    mut row: CheckInRow,
+    existing: Option<&CheckInRow>,
+) -> StoreResult<(CheckInRow, bool)> {
+    match existing {
         Some(existing) => {
-            row.id = existing.id;
+            row.id = existing.id.clone();
             row.created_at = existing.created_at;
             row.version = existing.version + 1;
             // Optimistic: if another submission for this date committed since we read it,

@@ -7,9 +7,10 @@
 pub mod schema;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -115,6 +116,9 @@ pub struct Manager {
     url: DatabaseUrl,
     /// `None` for the migration connection, whose statements may rightly take long.
     limits: Option<Limits>,
+    /// Bumped whenever a connection finds the server gone: every connection opened before
+    /// then is stale (see [`Health`]).
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Manager {
@@ -171,16 +175,90 @@ impl ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        self.establish().map_err(r2d2::Error::ConnectionError)
+        let mut conn = self.establish().map_err(r2d2::Error::ConnectionError)?;
+        conn.set_instrumentation(Health {
+            born: self.generation.load(Ordering::Acquire),
+            generation: self.generation.clone(),
+            lost: false,
+        });
+        Ok(conn)
     }
 
+    /// Runs at every checkout, without a query: a connection that saw the server go away, or
+    /// that was opened before another connection saw it go away (a database restart kills
+    /// them all at once), is not handed out again; the pool opens a fresh one instead.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        let current = self.generation.load(Ordering::Acquire);
+        match conn.instrumentation().downcast_ref::<Health>() {
+            Some(h) if h.lost || h.born < current => Err(r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("the server went away".into()),
+            )),
+            _ => Ok(()),
+        }
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// Checked when a connection comes back to the pool, instead of a query before every
+    /// checkout: a connection is discarded when its holder panicked, when it is still inside
+    /// a transaction or its transaction manager is broken (a SQLite connection would still
+    /// hold the write lock), or when the server went away under it (the database restarted:
+    /// the next checkout opens a fresh connection).
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || Self::unsound(conn)
+    }
+}
+
+impl Manager {
+    /// Inside a transaction, a broken transaction manager, or the server gone away.
+    fn unsound(conn: &mut DbConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        conn.is_broken()
+            || conn
+                .instrumentation()
+                .downcast_ref::<Health>()
+                .is_some_and(|h| h.lost)
+    }
+}
+
+tokio::task_local! {
+    /// The connection a request's statements share (PostgreSQL).
+    static HELD: std::cell::RefCell<Option<PooledConn>>;
+}
+
+/// Runs a request's handling (its extractors and handler) so that all of its statements share
+/// one pooled connection on PostgreSQL: the caller check's connection is the action's. It goes
+/// back to the pool when the handling ends.
+pub async fn one_connection_per_request<F: std::future::Future>(handling: F) -> F::Output {
+    HELD.scope(std::cell::RefCell::new(None), handling).await
+}
+
+/// Watches a pooled connection's queries for signs that the server is gone.
+#[derive(Debug)]
+struct Health {
+    /// The pool's generation when this connection was opened.
+    born: u64,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// This connection saw the server go away.
+    lost: bool,
+}
+
+impl diesel::connection::Instrumentation for Health {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::result::{DatabaseErrorKind, Error};
+        if let diesel::connection::InstrumentationEvent::FinishQuery {
+            error: Some(error), ..
+        } = event
+        {
+            if matches!(
+                error,
+                Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ) | Error::BrokenTransactionManager
+            ) {
+                self.lost = true;
+                self.generation.fetch_max(self.born + 1, Ordering::AcqRel);
+            }
+        }
     }
 }
 
@@ -196,6 +274,7 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
     let manager = Manager {
         url: url.clone(),
         limits: None,
+        generation: Default::default(),
     };
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(dir) = Path::new(path).parent() {
@@ -237,12 +316,16 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration, limits: L
         .max_size(max_size)
         .min_idle(Some(0))
         .connection_timeout(timeout)
-        // A cheap `SELECT 1` per checkout: after a database restart, dead pooled connections
-        // are replaced instead of failing request after request.
+        // No query per checkout: `Manager::is_valid` only looks at what the connection's
+        // own queries saw, and a connection that failed is discarded when it comes back
+        // (`Manager::has_broken`). After a database restart, the request that finds the
+        // server gone fails with a 503; the other stale connections are then replaced
+        // without failing anyone.
         .test_on_check_out(true)
         .build_unchecked(Manager {
             url: url.clone(),
             limits: Some(limits),
+            generation: Default::default(),
         })
 }
 
@@ -250,12 +333,19 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32, timeout: Duration, limits: L
 #[derive(Clone)]
 pub struct Store {
     pool: DbPool,
+    /// SQLite's single writer (group commit); none on PostgreSQL, which coalesces commits
+    /// across sessions by itself.
+    writer: Option<writer::Writer>,
 }
 
 impl Store {
-    /// Wraps a pool.
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// Wraps a pool of `url`'s backend; on SQLite also starts the writer thread.
+    pub fn new(pool: DbPool, url: &DatabaseUrl) -> std::io::Result<Self> {
+        let writer = match url {
+            DatabaseUrl::Sqlite(_) => Some(writer::Writer::start(pool.clone())?),
+            DatabaseUrl::Postgres(_) => None,
+        };
+        Ok(Self { pool, writer })
     }
 
     /// The pool's current state, for metrics.
@@ -272,7 +362,11 @@ impl Store {
     }
 
     /// Runs `f` with a connection on the blocking thread pool: diesel is synchronous and the
-    /// async workers must never wait on it.
+    /// async workers must never wait on it. Outside a transaction each statement commits by
+    /// itself, except on SQLite for audit records (`audit::insert`): those are collected and
+    /// appended in the writer's next group commit, which this awaits before answering, so an
+    /// audited read costs no commit of its own and is still answered only once its audit
+    /// record is durable.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -280,16 +374,59 @@ impl Store {
         E: From<StoreError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| E::from(StoreError::Unavailable(e.to_string())))?;
-            f(&mut conn)
+        let defer = self.writer.is_some();
+        // On PostgreSQL a request keeps the connection its first statement used (see
+        // [`one_connection_per_request`]); SQLite's writes go to the writer anyway, and a
+        // reader held while the request waits for a commit would only shrink the batches.
+        let held = if defer {
+            None
+        } else {
+            HELD.try_with(|h| h.borrow_mut().take()).ok().flatten()
+        };
+        let (result, deferred, conn) = actix_web::web::block(move || {
+            let mut conn = match held.map_or_else(|| pool.get(), Ok) {
+                Ok(c) => c,
+                Err(e) => {
+                    let e = E::from(StoreError::Unavailable(e.to_string()));
+                    return (Err(e), None, None);
+                }
+            };
+            if !defer {
+                let result = f(&mut conn);
+                return (result, None, Some(conn));
+            }
+            let scope = audit::Deferred::collect();
+            let result = f(&mut conn);
+            (result, Some(scope.finish()), None)
         })
-        .await?
+        .await?;
+        if let Some(mut conn) = conn {
+            // Kept for the request's next statement only while it is sound; otherwise it
+            // goes back to the pool, which judges it (`Manager::has_broken`).
+            if !Manager::unsound(&mut conn) {
+                let _ = HELD.try_with(|h| *h.borrow_mut() = Some(conn));
+            }
+        }
+        if let (Some(rows), Some(writer)) = (deferred, &self.writer) {
+            if !rows.is_empty() {
+                let appended = writer
+                    .submit(move |conn| audit::insert_many(conn, &rows))
+                    .await;
+                // The read's own failure is the better answer; without it, a read whose
+                // audit record could not be kept is not answered.
+                if let (Ok(_), Err(e)) = (&result, appended) {
+                    return Err(E::from(e));
+                }
+            }
+        }
+        result
     }
 
     /// Like [`Store::run`], inside one transaction: all of `f`'s writes commit or none do.
+    ///
+    /// On SQLite `f` runs on the writer thread inside its own savepoint of the next group
+    /// commit (see [`writer`]); the answer comes once that commit is durable. On PostgreSQL
+    /// it is one transaction on a pooled connection.
     pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -300,27 +437,10 @@ impl Store {
             + Send
             + 'static,
     {
-        self.run(move |conn| {
-            if !matches!(conn, DbConnection::Sqlite(_)) {
-                return conn.transaction(f);
-            }
-            // SQLite: take the write lock at BEGIN. A deferred transaction that reads first
-            // and writes later fails at once with "database is locked" when another
-            // connection committed in between (busy_timeout cannot help it); an immediate one
-            // waits for the lock instead.
-            if let DbConnection::Sqlite(c) = &mut *conn {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-            }
-            let result = f(&mut *conn);
-            if let DbConnection::Sqlite(c) = &mut *conn {
-                match &result {
-                    Ok(_) => AnsiTransactionManager::commit_transaction(c)?,
-                    Err(_) => AnsiTransactionManager::rollback_transaction(c)?,
-                }
-            }
-            result
-        })
-        .await
+        if let Some(writer) = &self.writer {
+            return writer.submit(f).await;
+        }
+        self.run(move |conn| conn.transaction(f)).await
     }
 
     /// Whether the database answers, for the readiness probe.
@@ -347,6 +467,7 @@ pub mod lab;
 pub mod mfa;
 pub mod patients;
 pub mod sessions;
+pub mod writer;
 
 /// The current time as stored: UTC, microsecond precision (what PostgreSQL keeps), so a value
 /// read back equals the value written on both backends.

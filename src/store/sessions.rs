@@ -68,16 +68,71 @@ pub fn revoke_family(
     Ok(())
 }
 
-/// Whether a user's session (refresh-token family) is still open: not logged out, not revoked
-/// for reuse or a password change.
-pub fn session_open(conn: &mut DbConnection, user_id: &str, family_id: &str) -> StoreResult<bool> {
-    let open: i64 = refresh_tokens::table
-        .filter(refresh_tokens::family_id.eq(family_id))
-        .filter(refresh_tokens::user_id.eq(user_id))
+/// What a request's caller check needs, read in one statement: the user, whether the session
+/// (refresh-token family) is still open and when it signed in (`None` for a session from
+/// before sign-in times were kept), the organisation's `staff_mfa` setting and whether the
+/// user has a confirmed second factor.
+pub struct CallerRow {
+    pub user: super::accounts::UserRow,
+    pub session_open: bool,
+    pub signed_in_at: Option<NaiveDateTime>,
+    pub staff_mfa: String,
+    pub totp_enabled: bool,
+}
+
+/// Reads a [`CallerRow`] in one statement; `None` when the user does not exist.
+pub fn user_and_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    family_id: &str,
+) -> StoreResult<Option<CallerRow>> {
+    use super::schema::{organisations, totp_credentials, users};
+    let open = diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id.to_owned()))
+            .filter(refresh_tokens::user_id.eq(user_id.to_owned()))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    );
+    let signed_in = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id.to_owned()))
+        .filter(refresh_tokens::user_id.eq(user_id.to_owned()))
         .filter(refresh_tokens::revoked_at.is_null())
-        .count()
-        .get_result(conn)?;
-    Ok(open > 0)
+        .order(refresh_tokens::created_at.desc())
+        .select(refresh_tokens::authenticated_at)
+        .limit(1)
+        .single_value();
+    let totp = diesel::dsl::exists(
+        totp_credentials::table
+            .filter(totp_credentials::user_id.eq(user_id.to_owned()))
+            .filter(totp_credentials::confirmed_at.is_not_null()),
+    );
+    let row: Option<(
+        super::accounts::UserRow,
+        bool,
+        Option<NaiveDateTime>,
+        String,
+        bool,
+    )> = users::table
+        .inner_join(organisations::table)
+        .filter(users::id.eq(user_id.to_owned()))
+        .select((
+            super::accounts::UserRow::as_select(),
+            open,
+            signed_in,
+            organisations::staff_mfa,
+            totp,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(user, session_open, signed_in_at, staff_mfa, totp_enabled)| CallerRow {
+            user,
+            session_open,
+            signed_in_at,
+            staff_mfa,
+            totp_enabled,
+        },
+    ))
 }
 
 /// The sign-in time of a session (refresh-token family): `None` when the family has no token

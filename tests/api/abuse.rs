@@ -44,7 +44,8 @@ async fn a_sign_in_flood_is_refused_quickly_past_the_hashing_queue() {
     let answers = futures_util::future::join_all(flood).await;
     let busy: Vec<&Resp> = answers.iter().filter(|r| r.status == 503).collect();
     let wrong = answers.iter().filter(|r| r.status == 401).count();
-    assert_eq!(busy.len() + wrong, 40, "only 401s and 503s");
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(busy.len() + wrong, 40, "only 401s and 503s: {statuses:?}");
     assert!(
         !busy.is_empty(),
         "the queue is bounded: some are refused at once"
