@@ -451,25 +451,6 @@ fn blocked_for(row: &ThrottleRow, now: NaiveDateTime) -> Option<u64> {
     (until > now).then(|| u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1))
 }
 
-fn bump(row: ThrottleRow, now: NaiveDateTime, window: TimeDelta, max: i32) -> ThrottleRow {
-    let mut r = if row.window_started_at + window > now {
-        row
-    } else {
-        ThrottleRow {
-            failures: 0,
-            window_started_at: now,
-            blocked_until: None,
-            ..row
-        }
-    };
-    r.failures += 1;
-    if r.failures >= max {
-        // Blocked until the window ends; never permanently.
-        r.blocked_until = Some(now + window);
-    }
-    r
-}
-
 /// Counts a password attempt against each (key, limit) before the password is checked, under
 /// the counters' row locks; returns the seconds to wait instead when any key is blocked (and
 /// then counts nothing). Keys are locked in the order given: callers always give the account
@@ -487,7 +468,7 @@ pub(super) fn count_attempt(
     let retry = rows.iter().filter_map(|(r, _)| blocked_for(r, now)).max();
     if retry.is_none() {
         for (row, max) in rows {
-            sessions::put_throttle(conn, &bump(row, now, window, max))?;
+            sessions::put_throttle(conn, &throttle::bump(row, now, window, max))?;
         }
     }
     Ok(retry)

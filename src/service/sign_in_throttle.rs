@@ -192,7 +192,12 @@ pub fn check(
 }
 
 /// Counts one failure on a counter row as [`sessions::lock_throttle`] returned it.
-fn bump(row: ThrottleRow, now: NaiveDateTime, window: TimeDelta, max: i32) -> ThrottleRow {
+pub(super) fn bump(
+    row: ThrottleRow,
+    now: NaiveDateTime,
+    window: TimeDelta,
+    max: i32,
+) -> ThrottleRow {
     let mut r = if row.window_started_at + window > now {
         row
     } else {
