@@ -10,9 +10,9 @@ loop is bounded in count and time and ends by itself.
   stall    opens sockets that send headers and one byte of a declared body, then nothing;
            prints how long the server took to answer (or to close) each.
 
-  python3 tools/abuse_repro.py flood --pid $(pgrep -n aftercare) \
+  python3 tests/tools/abuse_repro.py flood --pid $(pgrep -n aftercare) \
       --email admin@example.org --password '...'
-  python3 tools/abuse_repro.py stall --sockets 200
+  python3 tests/tools/abuse_repro.py stall --sockets 200
 """
 
 import argparse
