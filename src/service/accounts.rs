@@ -85,6 +85,27 @@ pub struct Session {
     pub user: UserRow,
 }
 
+/// A completed sign-in (password, and the second factor where it is on): a new session,
+/// audited as `auth.login`.
+pub(super) fn signed_in(
+    conn: &mut DbConnection,
+    state: &AppState,
+    user: &UserRow,
+    request_id: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<NewRefresh, ApiError> {
+    let refresh = new_refresh(conn, state, &user.id, &store::new_id(), now)?;
+    audit::record_anonymous(
+        conn,
+        Some(&user.organisation_id),
+        Some(&user.id),
+        "auth.login",
+        "success",
+        request_id,
+    )?;
+    Ok(refresh)
+}
+
 pub(super) fn new_refresh(
     conn: &mut DbConnection,
     state: &AppState,
@@ -523,15 +544,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
                         {
                             return Ok(Err(Some(token)));
                         }
-                        let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
-                        audit::record_anonymous(
-                            conn,
-                            Some(&user.organisation_id),
-                            Some(&user.id),
-                            "auth.login",
-                            "success",
-                            request_id.as_deref(),
-                        )?;
+                        let refresh = signed_in(conn, &st, &user, request_id.as_deref(), now)?;
                         Ok(Ok((user, refresh)))
                     }
                     None => {

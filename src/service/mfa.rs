@@ -9,7 +9,7 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 
-use super::accounts::{count_attempt, new_refresh, session_for, throttle_window, Session};
+use super::accounts::{count_attempt, session_for, signed_in, throttle_window, Session};
 use super::audit;
 use crate::auth::totp::{self, Code, Match};
 use crate::auth::{tokens, Caller, Role};
@@ -236,15 +236,7 @@ pub async fn complete_sign_in(state: &AppState, step: SecondStep) -> Result<Sess
                     if kind == Accepted::Recovery {
                         record_recovery_use(conn, &user, request_id.as_deref())?;
                     }
-                    let refresh = new_refresh(conn, &st, &user.id, &store::new_id(), now)?;
-                    audit::record_anonymous(
-                        conn,
-                        Some(&user.organisation_id),
-                        Some(&user.id),
-                        "auth.login",
-                        "success",
-                        request_id.as_deref(),
-                    )?;
+                    let refresh = signed_in(conn, &st, &user, request_id.as_deref(), now)?;
                     Ok(Ok((user, refresh)))
                 }
                 Err(why) => {
