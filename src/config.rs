@@ -123,6 +123,11 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     /// Where counsellors open the dashboard, used in email notices (`AFTERCARE_DASHBOARD_URL`).
     pub dashboard_url: String,
+    /// The service's own public base URL (`AFTERCARE_PUBLIC_URL`, e.g.
+    /// `https://aftercare.clinic.example`), as integrations reach it: the token endpoint's URL,
+    /// which client assertions must name as their audience, and the discovery document's
+    /// addresses. Unset: `http://` and the bound address.
+    pub public_url: Option<String>,
     /// Run background workers in this process (`AFTERCARE_WORKERS`, default true).
     pub run_workers: bool,
     /// HTTP worker threads (`AFTERCARE_HTTP_WORKERS`, default: one per core).
@@ -477,6 +482,10 @@ impl Settings {
                 .boolean("AFTERCARE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
             smtp,
             dashboard_url: r.web_url("AFTERCARE_DASHBOARD_URL", "http://127.0.0.1:8080/docs/"),
+            public_url: r
+                .raw("AFTERCARE_PUBLIC_URL")
+                .map(|_| r.web_url("AFTERCARE_PUBLIC_URL", ""))
+                .map(|u| u.trim_end_matches('/').to_owned()),
             run_workers: r.boolean("AFTERCARE_WORKERS", true),
             http_workers: r.number("AFTERCARE_HTTP_WORKERS", cores, 1, 256),
         };

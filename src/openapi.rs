@@ -20,6 +20,8 @@ response carrying patient data is `Cache-Control: no-store`.",
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and metrics"),
+        (name = "integrations", description = "Registering integrations (admins) and their OAuth 2.0 token endpoint"),
+        (name = "integration", description = "What an integration reads, under patients' consent (42 CFR Part 2)"),
     )
 )]
 pub struct ApiDoc;
@@ -32,6 +34,22 @@ impl Modify for BearerAuth {
             let mut scheme = Http::new(HttpAuthScheme::Bearer);
             scheme.bearer_format = Some("JWT".into());
             components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+            // Integrations (SPEC §9): OAuth 2.0 client credentials at /oauth/token.
+            let scopes = utoipa::openapi::security::Scopes::from_iter(
+                crate::domain::categories::ALL
+                    .iter()
+                    .map(|c| (c.scope(), c.description().to_owned())),
+            );
+            let flow = utoipa::openapi::security::Flow::ClientCredentials(
+                utoipa::openapi::security::ClientCredentials::new("/oauth/token", scopes),
+            );
+            components.add_security_scheme(
+                "integration",
+                SecurityScheme::OAuth2(utoipa::openapi::security::OAuth2::with_description(
+                    [flow],
+                    "An integration's access token, from POST /oauth/token (client_secret_basic or private_key_jwt).",
+                )),
+            );
         }
     }
 }
@@ -99,7 +117,8 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                     .entry("503".into())
                     .or_insert_with(|| problem("Storage unavailable or busy; retry", true));
             }
-            if op.request_body.is_some() {
+            // The token endpoint takes a form and answers RFC 6749 errors (400), not these.
+            if op.request_body.is_some() && path != "/oauth/token" {
                 responses
                     .entry("400".into())
                     .or_insert_with(|| problem("The body is not valid JSON", false));

@@ -42,6 +42,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         keys: Arc::new(keys),
         settings: Arc::new(settings),
         hub: crate::delivery::hub::Hub::new(),
+        public_url: Default::default(),
     })
 }
 
@@ -72,6 +73,12 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let public = match &state.settings.public_url {
+            Some(u) => u.clone(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        // Set once per state; a second build of the same state keeps the first address.
+        let _ = state.public_url.set(public);
 
         let workers = state.settings.http_workers;
         let data = web::Data::new(state.clone());

@@ -134,6 +134,15 @@ pub async fn authenticate(
         .keys
         .verify(token)
         .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
+    authenticate_claims(state, claims, request_id).await
+}
+
+/// [`authenticate`] for a token whose signature and claims were already verified.
+pub async fn authenticate_claims(
+    state: &AppState,
+    claims: crate::auth::tokens::Claims,
+    request_id: Option<String>,
+) -> Result<Caller, ApiError> {
     let (user_id, sid) = (claims.sub.clone(), claims.sid.clone());
     let found = state
         .store

@@ -2,6 +2,7 @@
 //! extractor, and the object-level access policy.
 
 pub mod caller;
+pub mod integration;
 pub mod keyfile;
 pub mod password;
 pub mod policy;
@@ -9,3 +10,4 @@ pub mod tokens;
 pub mod totp;
 
 pub use caller::{Caller, Role};
+pub use integration::IntegrationCaller;

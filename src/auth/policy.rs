@@ -40,6 +40,9 @@ pub enum Access {
     SignedIn,
     /// Signed in with one of these roles.
     Roles(&'static [Role]),
+    /// An integration's access token (SPEC §9); every user gets 403 here, and an
+    /// integration gets 403 on every route that is not this.
+    Integration,
 }
 
 const STAFF: Access = Access::Roles(&[Role::Admin, Role::Counsellor]);
@@ -107,6 +110,36 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/alerts/{id}/history", STAFF),
     ("POST", "/v1/alerts/{id}/acknowledge", STAFF),
     ("POST", "/v1/alerts/{id}/resolve", STAFF),
+    (
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        Access::Public,
+    ),
+    ("POST", "/oauth/token", Access::Public),
+    ("POST", "/v1/organisation/integrations", ADMIN),
+    ("GET", "/v1/organisation/integrations", ADMIN),
+    ("GET", "/v1/organisation/integrations/{id}", ADMIN),
+    ("PATCH", "/v1/organisation/integrations/{id}", ADMIN),
+    ("DELETE", "/v1/organisation/integrations/{id}", ADMIN),
+    ("POST", "/v1/organisation/integrations/{id}/secret", ADMIN),
+    ("GET", "/v1/me/integrations", PATIENT),
+    ("POST", "/v1/me/consents", PATIENT),
+    ("GET", "/v1/me/consents", PATIENT),
+    ("GET", "/v1/me/consents/{id}", PATIENT),
+    ("POST", "/v1/me/consents/{id}/revoke", PATIENT),
+    ("GET", "/v1/patients/{id}/consents", STAFF),
+    ("GET", "/v1/integration/patients", Access::Integration),
+    ("GET", "/v1/integration/patients/{id}", Access::Integration),
+    (
+        "GET",
+        "/v1/integration/patients/{id}/check-ins",
+        Access::Integration,
+    ),
+    (
+        "GET",
+        "/v1/integration/patients/{id}/alerts",
+        Access::Integration,
+    ),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a

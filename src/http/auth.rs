@@ -72,7 +72,7 @@ impl From<Session> for TokenResponse {
     }
 }
 
-fn request_id(req: &HttpRequest) -> Option<String> {
+pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
 }
 

@@ -14,6 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
 use crate::auth::policy::{route_access, Access};
+use crate::auth::tokens::Verified;
 use crate::domain::validation::FieldError;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,11 +50,10 @@ async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
     let Some(pattern) = req.match_pattern() else {
         return Ok(());
     };
-    let roles = match route_access(req.method().as_str(), &pattern) {
+    let access = match route_access(req.method().as_str(), &pattern) {
         // Not a documented route (the fallback answers), or no token needed.
         None | Some(Access::Public) => return Ok(()),
-        Some(Access::SignedIn) => None,
-        Some(Access::Roles(roles)) => Some(roles),
+        Some(access) => access,
     };
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -61,16 +61,35 @@ async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     let token = crate::auth::caller::bearer_token(req.request())?;
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let caller = crate::auth::caller::authenticate(&state, &token, request_id).await?;
+    let verified = state
+        .keys
+        .verify_any(&token)
+        .map_err(|why| ApiError::Unauthorized(format!("The access token is not valid: {why}.")))?;
+    let claims = match verified {
+        // An integration reaches integration routes only.
+        Verified::Integration(claims) => {
+            if access != Access::Integration {
+                return Err(ApiError::Forbidden);
+            }
+            let integration =
+                crate::auth::integration::authenticate(&state, claims, request_id).await?;
+            req.extensions_mut().insert(integration);
+            return Ok(());
+        }
+        Verified::User(claims) => claims,
+    };
+    let caller = crate::auth::caller::authenticate_claims(&state, claims, request_id).await?;
     // Kept for the handler's `Caller` and for the audit of a denial.
     req.extensions_mut().insert(caller.clone());
     // Staff who must enrol a second factor reach nothing else until they have.
     if caller.must_enrol_mfa && !crate::auth::caller::mfa_enrolment_open(req.path()) {
         return Err(ApiError::MfaEnrolmentRequired);
     }
-    match roles {
-        Some(roles) => caller.require(roles),
-        None => Ok(()),
+    match access {
+        Access::Roles(roles) => caller.require(roles),
+        // No user reaches the integration routes.
+        Access::Integration => Err(ApiError::Forbidden),
+        Access::SignedIn | Access::Public => Ok(()),
     }
 }
 

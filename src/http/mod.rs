@@ -6,16 +6,20 @@ pub mod access_log;
 pub mod alerts;
 pub mod auth;
 pub mod check_ins;
+pub mod consents;
 pub mod deadline;
 pub mod disclosures;
 pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod import;
+pub mod integration;
+pub mod integrations;
 pub mod invitations;
 pub mod lab;
 pub mod me;
 pub mod mfa;
+pub mod oauth;
 pub mod organisation;
 pub mod pagination;
 pub mod patients;
@@ -39,6 +43,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(health::ready)
         .service(health::metrics)
         .service(auth::jwks)
+        .service(oauth::metadata)
+        .service(oauth::token)
         .service(
             scope("/v1")
                 .service(auth::login)
@@ -94,7 +100,23 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(webhooks::get_webhook)
                 .service(webhooks::delete_webhook)
                 .service(webhooks::list_deliveries)
-                .service(organisation::audit_events),
+                .service(organisation::audit_events)
+                .service(integrations::register_integration)
+                .service(integrations::list_integrations)
+                .service(integrations::get_integration)
+                .service(integrations::update_integration)
+                .service(integrations::delete_integration)
+                .service(integrations::rotate_integration_secret)
+                .service(consents::my_integrations)
+                .service(consents::give_consent)
+                .service(consents::my_consents)
+                .service(consents::my_consent)
+                .service(consents::revoke_consent)
+                .service(consents::patient_consents)
+                .service(integration::list_patients)
+                .service(integration::get_patient)
+                .service(integration::patient_check_ins)
+                .service(integration::patient_alerts),
         );
 }
 

@@ -26,6 +26,11 @@ pub const READS: &[(&str, &str)] = &[
         "check-in history, replayed to test alert settings",
     ),
     ("disclosures.read", "accounting of disclosures"),
+    ("consents.read", "consents"),
+    (
+        "patient.list",
+        "name and consent, in an app's list of consenting patients",
+    ),
 ];
 
 /// What a read showed, in plain words.
@@ -71,6 +76,15 @@ pub async fn for_me(
                 &c,
                 audit::Event::patient("access_log.read", &c.user_id, "patient", Some(&c.user_id)),
             )?;
+            // Integrations are not users: their names come from their registration.
+            let mut rows = rows;
+            for (r, name) in rows.iter_mut() {
+                if r.actor_role.as_deref() == Some(audit::INTEGRATION_ROLE) {
+                    if let Some(id) = &r.actor_id {
+                        *name = crate::store::integrations::find(conn, id)?.map(|i| i.name);
+                    }
+                }
+            }
             Ok(rows
                 .into_iter()
                 .map(|(r, name)| AccessEntry {

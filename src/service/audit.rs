@@ -128,3 +128,33 @@ pub fn record_reads(
         .collect();
     audit::insert_many(conn, &rows)
 }
+
+/// Records an event by an integration (SPEC §9): the actor is the integration, its role
+/// `integration`.
+pub fn record_integration(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+    integration_id: &str,
+    request_id: Option<&str>,
+    e: Event<'_>,
+) -> StoreResult<()> {
+    audit::insert(
+        conn,
+        &AuditRow {
+            id: store::new_id(),
+            organisation_id: Some(organisation_id.to_owned()),
+            actor_id: Some(integration_id.to_owned()),
+            actor_role: Some(INTEGRATION_ROLE.to_owned()),
+            action: e.action.to_owned(),
+            patient_id: e.patient_id.map(str::to_owned),
+            target_type: e.target_type.map(str::to_owned),
+            target_id: e.target_id.map(str::to_owned),
+            outcome: e.outcome.to_owned(),
+            request_id: request_id.map(str::to_owned),
+            created_at: store::now(),
+        },
+    )
+}
+
+/// The audit trail's role for an integration actor.
+pub const INTEGRATION_ROLE: &str = "integration";

@@ -331,6 +331,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    integrations (id) {
+        id -> Text,
+        organisation_id -> Text,
+        client_id -> Text,
+        name -> Text,
+        description -> Text,
+        scopes -> Text,
+        token_endpoint_auth_method -> Text,
+        secret_hash -> Nullable<Text>,
+        jwks -> Nullable<Text>,
+        credentials_changed_at -> Timestamp,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    client_assertions (integration_id, jti) {
+        integration_id -> Text,
+        jti -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        organisation_id -> Text,
+        patient_id -> Text,
+        integration_id -> Text,
+        categories -> Text,
+        purpose -> Text,
+        expires_on -> Nullable<Date>,
+        patient_name -> Text,
+        disclosing_organisation -> Text,
+        recipient -> Text,
+        signed_by -> Text,
+        signed_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(patients -> users (user_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -339,6 +385,7 @@ diesel::joinable!(alerts -> patients (patient_id));
 diesel::joinable!(alert_changes -> alerts (alert_id));
 diesel::joinable!(outbox -> alerts (alert_id));
 diesel::joinable!(delivery_attempts -> outbox (outbox_id));
+diesel::joinable!(consents -> integrations (integration_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
@@ -364,4 +411,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     totp_credentials,
     recovery_codes,
     mfa_challenges,
+    integrations,
+    client_assertions,
+    consents,
 );

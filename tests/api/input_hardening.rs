@@ -333,6 +333,33 @@ async fn every_documented_route_has_an_access_rule_and_the_wrong_role_gets_403_f
         Role::Patient => &patient,
     };
 
+    // The fourth principal: an integration, with a token for every scope.
+    let registered = app
+        .post(
+            "/v1/organisation/integrations",
+            admin.t(),
+            &json!({"name": "Table test app", "description": "", "scopes": [
+                "wellbeing.read", "substance_use.read", "withdrawal.read", "medication.read",
+                "support.read", "safety.read", "alerts.read", "phase.read"],
+                "token_endpoint_auth_method": "client_secret_basic"}),
+        )
+        .await
+        .expect(201);
+    let token = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(
+            registered.body["client_id"].as_str().unwrap(),
+            registered.body["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let token: serde_json::Value = token.json().await.unwrap();
+    let integration_token = token["access_token"].as_str().unwrap().to_owned();
+
     let doc = aftercare::openapi::document();
     let mut missing = Vec::new();
     let mut checked = 0;
@@ -356,6 +383,29 @@ async fn every_documented_route_has_an_access_rule_and_the_wrong_role_gets_403_f
             if access != Access::Public {
                 let r = app.send(method, &url, None, with_body).await;
                 assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.text);
+            }
+            match access {
+                // No user reaches an integration route.
+                Access::Integration => {
+                    for role in [Role::Admin, Role::Counsellor, Role::Patient] {
+                        let r = app.send(method, &url, as_role(role).t(), with_body).await;
+                        assert_eq!(r.status, 403, "{method} {path} as {role:?}: {}", r.text);
+                        checked += 1;
+                    }
+                }
+                // And an integration reaches nothing else that needs a token.
+                Access::Roles(_) | Access::SignedIn => {
+                    let r = app
+                        .send(method, &url, Some(&integration_token), with_body)
+                        .await;
+                    assert_eq!(
+                        r.status, 403,
+                        "{method} {path} as an integration: {}",
+                        r.text
+                    );
+                    checked += 1;
+                }
+                Access::Public => {}
             }
             if let Access::Roles(allowed) = access {
                 for role in [Role::Admin, Role::Counsellor, Role::Patient] {

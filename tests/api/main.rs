@@ -17,6 +17,7 @@ mod hardening;
 mod helpers;
 mod import;
 mod input_hardening;
+mod integrations;
 mod lab;
 mod mfa;
 mod migrations;

@@ -1,0 +1,3 @@
+DROP TABLE consents;
+DROP TABLE client_assertions;
+DROP TABLE integrations;

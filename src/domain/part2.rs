@@ -1,0 +1,9 @@
+//! The fixed texts of 42 CFR Part 2 that travel with consents and disclosures.
+
+/// The notice that must accompany each disclosure made with the patient's consent (42 CFR
+/// 2.32, as amended in 2024): the recipient may not redisclose, nor use the record against
+/// the patient.
+pub const REDISCLOSURE_NOTICE: &str = "This record which has been disclosed to you is protected by Federal confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or testimony that describes the information contained in this record, in any civil, criminal, administrative, or legislative proceedings by any Federal, State, or local authority, against the patient, unless authorized by the consent of the patient, except as provided at 42 CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR 2.64 or 2.65. In addition, the Federal rules prohibit you from making any further disclosure of this record unless authorized by the written consent of the person to whom it pertains, or, if applicable, as otherwise permitted by 42 CFR part 2. A general authorization for the release of medical or other information is NOT sufficient for this purpose (see 42 CFR 2.31). The Federal rules restrict any use of the information to investigate or prosecute with regard to a crime any patient with a substance use disorder, except as provided at 42 CFR 2.12(c)(5) and 2.65.";
+
+/// How a consent is revoked, and what revoking does not undo (42 CFR 2.31(a)(6)).
+pub const REVOCATION: &str = "You may revoke this consent at any time, in the app or by asking your clinic; it stops further disclosures from the moment it is revoked, including notifications not yet sent. Revoking does not undo disclosures already made in reliance on it. Your treatment does not depend on whether you consent.";
