@@ -223,15 +223,7 @@ fn page_of(
         cursor: q.cursor.clone(),
     };
     let limit = paging.limit()?;
-    let before = match paging.position()? {
-        Some(p) => Some(p.parse::<NaiveDate>().map_err(|_| {
-            ApiError::BadQuery(vec![FieldError::new(
-                "cursor",
-                "is not a cursor this API gave out",
-            )])
-        })?),
-        None => None,
-    };
+    let before = paging.date_position()?;
     let rows = store::page(conn, patient_id, q.from, q.to, before, limit + 1)?;
     Ok(Page::from_rows(
         rows,

@@ -312,15 +312,7 @@ pub async fn patient_check_ins(
         cursor: q.cursor.clone(),
     };
     let limit = paging.limit()?;
-    let before = match paging.position()? {
-        Some(p) => Some(p.parse::<NaiveDate>().map_err(|_| {
-            ApiError::BadQuery(vec![FieldError::new(
-                "cursor",
-                "is not a cursor this API gave out",
-            )])
-        })?),
-        None => None,
-    };
+    let before = paging.date_position()?;
     let names = match q.categories.as_deref() {
         None => None,
         Some(list) => Some(

@@ -53,6 +53,21 @@ impl PageParams {
     }
 }
 
+impl PageParams {
+    /// The decoded cursor position as a date (pages of check-ins are keyed by date).
+    pub fn date_position(&self) -> Result<Option<chrono::NaiveDate>, ApiError> {
+        match self.position()? {
+            None => Ok(None),
+            Some(p) => p.parse().map(Some).map_err(|_| {
+                ApiError::BadQuery(vec![crate::domain::validation::FieldError::new(
+                    "cursor",
+                    "is not a cursor this API gave out",
+                )])
+            }),
+        }
+    }
+}
+
 /// Encodes a position as an opaque cursor.
 pub fn cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position.as_bytes())
