@@ -140,6 +140,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/integration/patients/{id}/alerts",
         Access::Integration,
     ),
+    ("POST", "/v1/integration/webhooks", Access::Integration),
+    ("GET", "/v1/integration/webhooks", Access::Integration),
+    (
+        "DELETE",
+        "/v1/integration/webhooks/{id}",
+        Access::Integration,
+    ),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a

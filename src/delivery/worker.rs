@@ -13,9 +13,12 @@ use super::backoff;
 use super::email::{alert_notice_text, Mailer};
 use super::webhook::{Verdict, WebhookClient};
 use crate::error::ApiError;
+use crate::service::integration_reads::{alert_delivery_consent, record_webhook_disclosure};
 use crate::state::AppState;
 use crate::store::alerts::OutboxRow;
+use crate::store::consents::ConsentRow;
 use crate::store::deliveries::{self, AttemptRow, Finish};
+use crate::store::integrations::IntegrationRow;
 use crate::store::{self};
 
 /// How long a claimed item stays reserved for its worker: longer than the slowest send can
@@ -39,6 +42,9 @@ struct Result3 {
     status: Option<u16>,
     error: Option<String>,
     duration_ms: u64,
+    /// For an integration's webhook, the integration and the consent the delivery relied
+    /// on: recorded as a disclosure once delivered.
+    disclosure: Option<(IntegrationRow, ConsentRow)>,
 }
 
 impl Worker {
@@ -139,6 +145,11 @@ impl Worker {
                     error: outcome.error.clone(),
                 };
                 deliveries::finish(conn, &item, &worker, &f, &attempt, now)?;
+                if status == "delivered" {
+                    if let Some((integration, consent)) = &outcome.disclosure {
+                        record_webhook_disclosure(conn, integration, consent, &item.event_type)?;
+                    }
+                }
                 if gone {
                     deliveries::disable_webhook(
                         conn,
@@ -153,11 +164,26 @@ impl Worker {
     }
 
     async fn send_webhook(&self, item: &OutboxRow) -> Result<Result3, ApiError> {
-        let target = item.target.clone();
-        let hook = self
+        let (target, alert_id) = (item.target.clone(), item.alert_id.clone());
+        let (hook, consent) = self
             .state
             .store
-            .run(move |conn| deliveries::webhook_by_id(conn, &target).map_err(ApiError::from))
+            .run(move |conn| -> Result<_, ApiError> {
+                let hook = deliveries::webhook_by_id(conn, &target)?;
+                // An integration's: the patient's consent is checked again now (SPEC §9).
+                let consent = match hook.as_ref().and_then(|h| h.integration_id.clone()) {
+                    None => None,
+                    Some(integration) => {
+                        let patient =
+                            crate::store::alerts::find(conn, &alert_id)?.map(|a| a.patient_id);
+                        match patient {
+                            Some(p) => Some(alert_delivery_consent(conn, &integration, &p)?),
+                            None => Some(None),
+                        }
+                    }
+                };
+                Ok((hook, consent))
+            })
             .await?;
         let Some(hook) = hook.filter(|h| h.deleted_at.is_none() && h.disabled_at.is_none()) else {
             return Ok(Result3 {
@@ -165,8 +191,21 @@ impl Worker {
                 status: None,
                 error: Some("the webhook was deleted or disabled".into()),
                 duration_ms: 0,
+                disclosure: None,
             });
         };
+        if let Some(None) = consent {
+            return Ok(Result3 {
+                verdict: Verdict::Refused,
+                status: None,
+                error: Some(
+                    "not sent: the patient's consent to this integration (or the integration) is no longer active"
+                        .into(),
+                ),
+                duration_ms: 0,
+                disclosure: None,
+            });
+        }
         // The same webhook-id on every attempt lets receivers drop duplicates.
         let o = self
             .webhooks
@@ -183,6 +222,7 @@ impl Worker {
             status: o.status,
             error: o.error,
             duration_ms: o.duration_ms,
+            disclosure: consent.flatten(),
         })
     }
 
@@ -194,6 +234,7 @@ impl Worker {
                 status: None,
                 error: Some("email is not configured in this process".into()),
                 duration_ms: 0,
+                disclosure: None,
             };
         };
         let payload: serde_json::Value = serde_json::from_str(&item.payload).unwrap_or_default();
@@ -211,12 +252,14 @@ impl Worker {
                 status: None,
                 error: None,
                 duration_ms,
+                disclosure: None,
             },
             Err(e) => Result3 {
                 verdict: Verdict::Retry,
                 status: None,
                 error: Some(e),
                 duration_ms,
+                disclosure: None,
             },
         }
     }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -444,6 +444,114 @@ pub async fn patient_alerts(
         notice: REDISCLOSURE_NOTICE,
         consent_id: who.consent.id,
     }))
+}
+
+/// A webhook to register for the integration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegrationWebhook {
+    /// Where to POST events: `https://` (or `http://`) on a public address.
+    #[schema(example = "https://reminders.example.com/aftercare/events")]
+    pub url: String,
+    /// `alert.created`, `alert.updated` and/or `alert.escalated`.
+    #[schema(min_items = 1, example = json!(["alert.created"]))]
+    pub events: Vec<String>,
+}
+
+/// The integration's webhooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationWebhooks {
+    /// Oldest first.
+    pub items: Vec<super::webhooks::Webhook>,
+    /// Always null: every webhook is in one answer.
+    pub next_cursor: Option<String>,
+}
+
+/// Subscribe to alert events about the patients who consented to you with the `alerts`
+/// category (integrations with `alerts.read`). Deliveries are signed like the
+/// organisation's (Standard Webhooks) and carry ids, rule and severity only; the consent is
+/// checked again when each is sent, and a delivery whose consent lapsed is dropped. Each
+/// delivery is recorded in the patient's accounting of disclosures.
+#[utoipa::path(
+    tag = "integration",
+    security(("integration" = [])),
+    request_body = CreateIntegrationWebhook,
+    responses(
+        (status = 201, description = "Registered; the signing secret is shown once", body = super::webhooks::CreatedWebhook),
+        (status = 401, description = "No valid integration token", body = Problem),
+        (status = 403, description = "Integration tokens with alerts.read only", body = Problem),
+        (status = 422, description = "A refused URL or unknown event, named", body = Problem),
+    )
+)]
+#[post("/integration/webhooks")]
+pub async fn create_webhook(
+    state: web::Data<AppState>,
+    integration: IntegrationCaller,
+    body: super::extract::Json<CreateIntegrationWebhook>,
+) -> Result<HttpResponse, ApiError> {
+    if !integration.categories.contains(&Category::Alerts) {
+        return Err(ApiError::Forbidden);
+    }
+    let b = body.0;
+    let events = super::webhooks::check_subscription(
+        &b.url,
+        b.events,
+        state.settings.webhook_allow_private_networks,
+    )
+    .await?;
+    let row =
+        crate::service::integration_webhooks::create(&state, &integration, b.url, events).await?;
+    let secret = row.secret.clone();
+    Ok(
+        HttpResponse::Created().json(super::webhooks::CreatedWebhook {
+            webhook: super::webhooks::view(row),
+            secret,
+        }),
+    )
+}
+
+/// Your webhooks (integrations).
+#[utoipa::path(
+    tag = "integration",
+    security(("integration" = [])),
+    responses(
+        (status = 200, description = "Webhooks", body = IntegrationWebhooks),
+        (status = 401, description = "No valid integration token", body = Problem),
+        (status = 403, description = "Integration tokens only", body = Problem),
+    )
+)]
+#[get("/integration/webhooks")]
+pub async fn list_webhooks(
+    state: web::Data<AppState>,
+    integration: IntegrationCaller,
+) -> Result<HttpResponse, ApiError> {
+    let rows = crate::service::integration_webhooks::list(&state, &integration).await?;
+    Ok(HttpResponse::Ok().json(IntegrationWebhooks {
+        items: rows.into_iter().map(super::webhooks::view).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Delete one of your webhooks (integrations); its pending deliveries are dropped.
+#[utoipa::path(
+    tag = "integration",
+    security(("integration" = [])),
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid integration token", body = Problem),
+        (status = 403, description = "Integration tokens only", body = Problem),
+        (status = 404, description = "No such webhook of yours", body = Problem),
+    )
+)]
+#[delete("/integration/webhooks/{id}")]
+pub async fn delete_webhook(
+    state: web::Data<AppState>,
+    integration: IntegrationCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    crate::service::integration_webhooks::delete(&state, &integration, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]

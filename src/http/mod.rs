@@ -116,7 +116,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(integration::list_patients)
                 .service(integration::get_patient)
                 .service(integration::patient_check_ins)
-                .service(integration::patient_alerts),
+                .service(integration::patient_alerts)
+                .service(integration::create_webhook)
+                .service(integration::list_webhooks)
+                .service(integration::delete_webhook),
         );
 }
 

@@ -56,7 +56,8 @@ pub struct CreatedWebhook {
     pub secret: String,
 }
 
-fn view(w: WebhookRow) -> Webhook {
+/// A webhook as the API shows it.
+pub fn view(w: WebhookRow) -> Webhook {
     Webhook {
         id: w.id,
         url: w.url,
@@ -65,6 +66,42 @@ fn view(w: WebhookRow) -> Webhook {
         disabled_at: w.disabled_at.map(utc),
         disabled_reason: w.disabled_reason,
     }
+}
+
+/// Checks a webhook subscription: a URL the server may call (syntax, and where it resolves:
+/// no private or loopback address unless allowed) and known event types. The events sorted,
+/// without duplicates, on success.
+pub async fn check_subscription(
+    url: &str,
+    mut evs: Vec<String>,
+    allow_private: bool,
+) -> Result<Vec<String>, ApiError> {
+    let mut errors = Vec::new();
+    match ssrf::check_url_syntax(url, allow_private) {
+        Ok(u) => {
+            if let Err(why) = ssrf::resolve_checked(&u, allow_private).await {
+                errors.push(FieldError::new("url", why));
+            }
+        }
+        Err(why) => errors.push(FieldError::new("url", why)),
+    }
+    if evs.is_empty() {
+        errors.push(FieldError::new("events", "must name at least one event"));
+    }
+    for (i, e) in evs.iter().enumerate() {
+        if !events::ALL.contains(&e.as_str()) {
+            errors.push(FieldError::new(
+                format!("events[{i}]"),
+                "must be alert.created, alert.updated or alert.escalated",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    evs.sort();
+    evs.dedup();
+    Ok(evs)
 }
 
 /// Register a webhook (admins only). Deliveries are signed per Standard Webhooks
@@ -93,33 +130,12 @@ pub async fn create_webhook(
     // A new receiver of alert events is a sensitive change (SPEC §12).
     caller.require_recent_sign_in()?;
     let (b, key) = (body.body, body.key);
-    let allow_private = state.settings.webhook_allow_private_networks;
-    let mut errors = Vec::new();
-    match ssrf::check_url_syntax(&b.url, allow_private) {
-        Ok(url) => {
-            if let Err(why) = ssrf::resolve_checked(&url, allow_private).await {
-                errors.push(FieldError::new("url", why));
-            }
-        }
-        Err(why) => errors.push(FieldError::new("url", why)),
-    }
-    if b.events.is_empty() {
-        errors.push(FieldError::new("events", "must name at least one event"));
-    }
-    for (i, e) in b.events.iter().enumerate() {
-        if !events::ALL.contains(&e.as_str()) {
-            errors.push(FieldError::new(
-                format!("events[{i}]"),
-                "must be alert.created, alert.updated or alert.escalated",
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let mut evs = b.events;
-    evs.sort();
-    evs.dedup();
+    let evs = check_subscription(
+        &b.url,
+        b.events,
+        state.settings.webhook_allow_private_networks,
+    )
+    .await?;
     let secret = signing::generate_secret();
     let row = WebhookRow {
         id: store::new_id(),
@@ -132,6 +148,7 @@ pub async fn create_webhook(
         created_by: caller.user_id.clone(),
         created_at: store::now(),
         deleted_at: None,
+        integration_id: None,
     };
     let c = caller.clone();
     let response = serde_json::to_string(&CreatedWebhook {

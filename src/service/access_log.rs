@@ -27,6 +27,7 @@ pub const READS: &[(&str, &str)] = &[
     ),
     ("disclosures.read", "accounting of disclosures"),
     ("consents.read", "consents"),
+    ("alert.webhook", "an alert, sent to an app"),
     (
         "patient.list",
         "name and consent, in an app's list of consenting patients",

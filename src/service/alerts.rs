@@ -412,13 +412,15 @@ pub fn open_many(
             hooks.insert(alert.organisation_id.clone(), active);
         }
         let recipients = email_recipients(conn, settings, alert, events::CREATED, true)?;
-        let org_hooks = hooks
+        let mut alert_hooks = hooks
             .get(&alert.organisation_id)
-            .map_or(&[][..], Vec::as_slice);
+            .cloned()
+            .unwrap_or_default();
+        alert_hooks.extend(consented_integration_hooks(conn, alert)?);
         rows.extend(outbox_rows(
             alert,
             events::CREATED,
-            org_hooks,
+            &alert_hooks,
             &recipients,
             now,
         ));
@@ -458,12 +460,48 @@ pub fn queue(
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
     alerts::feed(conn, &alert.organisation_id, &alert.id, event_type, now)?;
-    let hooks = alerts::active_webhooks(conn, &alert.organisation_id)?;
+    let mut hooks = alerts::active_webhooks(conn, &alert.organisation_id)?;
+    hooks.extend(consented_integration_hooks(conn, alert)?);
     let recipients = email_recipients(conn, settings, alert, event_type, email)?;
     // Every delivery of this event, in one statement.
     let deliveries = outbox_rows(alert, event_type, &hooks, &recipients, now);
     alerts::enqueue_many(conn, &deliveries)?;
     Ok(())
+}
+
+/// The integrations' webhooks that may hear about this alert: those of integrations the
+/// patient consented to with the `alerts` category (SPEC §9). The consent is checked again
+/// when each delivery is sent. (id, events JSON).
+fn consented_integration_hooks(
+    conn: &mut DbConnection,
+    alert: &AlertRow,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let hooks =
+        crate::store::deliveries::active_integration_webhooks(conn, &alert.organisation_id)?;
+    let mut out = Vec::new();
+    let mut decided: Vec<(String, bool)> = Vec::new();
+    for (id, events_json, integration) in hooks {
+        let Some(integration) = integration else {
+            continue;
+        };
+        let ok = match decided.iter().find(|(i, _)| *i == integration) {
+            Some((_, ok)) => *ok,
+            None => {
+                let ok = crate::service::integration_reads::alert_delivery_consent(
+                    conn,
+                    &integration,
+                    &alert.patient_id,
+                )?
+                .is_some();
+                decided.push((integration, ok));
+                ok
+            }
+        };
+        if ok {
+            out.push((id, events_json));
+        }
+    }
+    Ok(out)
 }
 
 /// Who is emailed about an event: with `email`, SMTP configured and a high or critical alert,

@@ -19,6 +19,7 @@ use crate::store::alerts::{self, AlertFilter, AlertRow, Scope};
 use crate::store::check_ins::{self, CheckInRow};
 use crate::store::consents::{self, ConsentRow};
 use crate::store::disclosures::{self, DisclosureRow};
+use crate::store::integrations::{self, IntegrationRow};
 use crate::store::patients::{self, PatientRow};
 use crate::store::{self as db, DbConnection};
 
@@ -318,6 +319,75 @@ pub async fn alerts(
             Ok((who, rows))
         })
         .await
+}
+
+/// What an alert delivery to an integration about a patient relies on when it is queued and
+/// again when it is sent: the integration active with the `alerts` scope, and the patient's
+/// active consent to it naming `alerts`. `None`: the delivery must not go out.
+pub fn alert_delivery_consent(
+    conn: &mut DbConnection,
+    integration_id: &str,
+    patient_id: &str,
+) -> Result<Option<(IntegrationRow, ConsentRow)>, ApiError> {
+    let Some(integration) = integrations::find(conn, integration_id)?.filter(|i| i.is_active())
+    else {
+        return Ok(None);
+    };
+    if !categories::parse_scopes(&integration.scopes)
+        .unwrap_or_default()
+        .contains(&Category::Alerts)
+    {
+        return Ok(None);
+    }
+    let Some(user) = accounts::find_user(conn, patient_id)?
+        .filter(|u| !u.disabled && u.organisation_id == integration.organisation_id)
+    else {
+        return Ok(None);
+    };
+    let today = local_today(&user.timezone);
+    let consent = consents::active_for(conn, &integration.id, patient_id, today)?
+        .filter(|c| categories::from_stored(&c.categories).contains(&Category::Alerts));
+    Ok(consent.map(|c| (integration, c)))
+}
+
+/// Records an alert delivered to an integration's webhook in the patient's accounting of
+/// disclosures, with its audit record.
+pub fn record_webhook_disclosure(
+    conn: &mut DbConnection,
+    integration: &IntegrationRow,
+    consent: &ConsentRow,
+    event_type: &str,
+) -> Result<(), ApiError> {
+    disclosures::insert(
+        conn,
+        &DisclosureRow {
+            id: db::new_id(),
+            organisation_id: integration.organisation_id.clone(),
+            patient_id: consent.patient_id.clone(),
+            kind: "integration".into(),
+            recipient_name: integration.name.clone(),
+            recipient_affiliation: None,
+            nature: None,
+            categories: Category::Alerts.as_str().to_owned(),
+            what: Some(format!("webhook {event_type}")),
+            consent_id: Some(consent.id.clone()),
+            recorded_by: None,
+            disclosed_at: db::now(),
+        },
+    )?;
+    audit::record_integration(
+        conn,
+        &integration.organisation_id,
+        &integration.id,
+        None,
+        audit::Event::patient(
+            "alert.webhook",
+            &consent.patient_id,
+            "alert",
+            Some(&consent.id),
+        ),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod disclosures;
 pub mod idempotency;
 pub mod import;
 pub mod integration_reads;
+pub mod integration_webhooks;
 pub mod integrations;
 pub mod lab;
 pub mod mfa;

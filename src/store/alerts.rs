@@ -344,13 +344,15 @@ pub fn feed(
     Ok(())
 }
 
-/// Active webhooks of an organisation: (id, events JSON).
+/// The organisation's own active webhooks (integrations' are chosen per patient, by consent):
+/// (id, events JSON).
 pub fn active_webhooks(
     conn: &mut DbConnection,
     organisation_id: &str,
 ) -> StoreResult<Vec<(String, String)>> {
     Ok(webhooks::table
         .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::integration_id.is_null())
         .filter(webhooks::disabled_at.is_null())
         .filter(webhooks::deleted_at.is_null())
         .select((webhooks::id, webhooks::events))

@@ -23,6 +23,8 @@ pub struct WebhookRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// The integration that registered it; `None`: the organisation's own (an admin's).
+    pub integration_id: Option<String>,
 }
 
 /// One delivery attempt.
@@ -46,20 +48,21 @@ pub fn insert_webhook(conn: &mut DbConnection, row: &WebhookRow) -> StoreResult<
     Ok(())
 }
 
-/// The organisation's webhooks (not deleted).
+/// The organisation's own webhooks (not deleted; not an integration's).
 pub fn list_webhooks(
     conn: &mut DbConnection,
     organisation_id: &str,
 ) -> StoreResult<Vec<WebhookRow>> {
     Ok(webhooks::table
         .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::integration_id.is_null())
         .filter(webhooks::deleted_at.is_null())
         .order(webhooks::id.asc())
         .select(WebhookRow::as_select())
         .load(conn)?)
 }
 
-/// One webhook of the organisation (not deleted).
+/// One of the organisation's own webhooks (not deleted; not an integration's).
 pub fn find_webhook(
     conn: &mut DbConnection,
     organisation_id: &str,
@@ -68,10 +71,38 @@ pub fn find_webhook(
     Ok(webhooks::table
         .filter(webhooks::id.eq(id))
         .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::integration_id.is_null())
         .filter(webhooks::deleted_at.is_null())
         .select(WebhookRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// An integration's webhooks (not deleted).
+pub fn integration_webhooks(
+    conn: &mut DbConnection,
+    integration_id: &str,
+) -> StoreResult<Vec<WebhookRow>> {
+    Ok(webhooks::table
+        .filter(webhooks::integration_id.eq(integration_id))
+        .filter(webhooks::deleted_at.is_null())
+        .order(webhooks::id.asc())
+        .select(WebhookRow::as_select())
+        .load(conn)?)
+}
+
+/// Active integration webhooks of an organisation: (id, events JSON, integration id).
+pub fn active_integration_webhooks(
+    conn: &mut DbConnection,
+    organisation_id: &str,
+) -> StoreResult<Vec<(String, String, Option<String>)>> {
+    Ok(webhooks::table
+        .filter(webhooks::organisation_id.eq(organisation_id))
+        .filter(webhooks::integration_id.is_not_null())
+        .filter(webhooks::disabled_at.is_null())
+        .filter(webhooks::deleted_at.is_null())
+        .select((webhooks::id, webhooks::events, webhooks::integration_id))
+        .load(conn)?)
 }
 
 /// A webhook by id, whatever its state (for the worker).

@@ -237,6 +237,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        integration_id -> Nullable<Text>,
     }
 }
 

@@ -1555,3 +1555,118 @@ async fn each_read_by_an_integration_is_in_the_patients_accounting_and_access_lo
         log.text
     );
 }
+
+#[tokio::test]
+async fn an_integration_webhook_hears_only_about_consenting_patients_with_consent_checked_at_send()
+{
+    use crate::receivers::http::HttpSink;
+    use std::time::Duration;
+
+    let sink = HttpSink::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let consenting = app.patient(&counsellor).await;
+    let revoking = app.patient(&counsellor).await;
+    let silent = app.patient(&counsellor).await;
+    let i = register(&app, &admin, "PeerLink", &["alerts.read", "wellbeing.read"]).await;
+    let tok = token(&app, &i).await;
+
+    // A token without alerts.read cannot subscribe; a user token cannot either.
+    let narrow = token_basic(
+        &app,
+        &i.client_id,
+        &i.secret,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "wellbeing.read"),
+        ],
+    )
+    .await
+    .expect(200);
+    let hook = json!({"url": sink.url("/events"), "events": ["alert.created"]});
+    app.post(
+        "/v1/integration/webhooks",
+        Some(&str_of(&narrow.body["access_token"])),
+        &hook,
+    )
+    .await
+    .expect_problem(403);
+    app.post("/v1/integration/webhooks", admin.t(), &hook)
+        .await
+        .expect_problem(403);
+    let bad = app
+        .post(
+            "/v1/integration/webhooks",
+            Some(&tok),
+            &json!({"url": sink.url("/events"), "events": ["check_in.deleted"]}),
+        )
+        .await
+        .expect_problem(422);
+    assert_eq!(bad.error_fields(), vec!["events[0]"]);
+    let created = app
+        .post("/v1/integration/webhooks", Some(&tok), &hook)
+        .await
+        .expect(201);
+    assert!(str_of(&created.body["secret"]).starts_with("whsec_"));
+    let listed = app
+        .get("/v1/integration/webhooks", Some(&tok))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    // The organisation's own webhook list does not show an integration's.
+    let org_hooks = app
+        .get("/v1/organisation/webhooks", admin.t())
+        .await
+        .expect(200);
+    assert_eq!(org_hooks.body["items"].as_array().unwrap().len(), 0);
+
+    consent(&app, &consenting, &i.id, &["alerts"]).await;
+    let revoked = consent(&app, &revoking, &i.id, &["alerts"]).await;
+    for p in [&consenting, &revoking, &silent] {
+        app.post("/v1/me/sos", p.t(), &json!({"message": "please call"}))
+            .await
+            .expect(202);
+    }
+    // Revoked after its alert was queued, before it was sent: dropped at send time.
+    app.post(
+        &format!("/v1/me/consents/{revoked}/revoke"),
+        revoking.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+
+    app.start_delivery_worker();
+    let got = sink.wait_for_requests(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = if got.len() == 1 { sink.requests() } else { got };
+    assert_eq!(got.len(), 1, "only the consenting patient's alert goes out");
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "alert.created");
+    assert_eq!(body["data"]["patient_id"], consenting.id.as_str());
+    assert!(!String::from_utf8_lossy(&got[0].body).contains("please call"));
+    assert!(got[0].header("webhook-signature").is_some());
+
+    // The delivery is in the patient's accounting; nothing of the others'.
+    let d = app
+        .get("/v1/me/disclosures", consenting.t())
+        .await
+        .expect(200);
+    let items = d.body["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|x| x["what"] == "webhook alert.created" && x["recipient"]["name"] == "PeerLink"),
+        "{}",
+        d.text
+    );
+    for other in [&revoking, &silent] {
+        let d = app.get("/v1/me/disclosures", other.t()).await.expect(200);
+        assert!(
+            !d.text.contains("webhook"),
+            "no delivery about a patient without consent: {}",
+            d.text
+        );
+    }
+}

@@ -1,0 +1,2 @@
+DROP INDEX webhooks_integration;
+ALTER TABLE webhooks DROP COLUMN integration_id;
