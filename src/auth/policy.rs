@@ -147,6 +147,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/integration/webhooks/{id}",
         Access::Integration,
     ),
+    ("GET", "/v1/me/export", PATIENT),
+    ("GET", "/v1/patients/{id}/export", STAFF),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a

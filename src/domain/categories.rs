@@ -81,12 +81,12 @@ impl Category {
                 "Whether you took your medication for opioid use disorder as prescribed."
             }
             Self::Support => "Whether you went to a support group, a meeting or a therapy session.",
-            Self::Safety => "Whether you reported thoughts of harming yourself, and SOS presses.",
+            Self::Safety => "Whether you reported thoughts of harming yourself in your check-ins.",
             Self::Alerts => {
                 "Alerts your care team received about you: which pattern, how serious, its \
                  status and dates. Never the explanation, the evidence or anyone's notes."
             }
-            Self::Phase => "Your treatment phase and its history.",
+            Self::Phase => "Your current treatment phase and the day it started.",
         }
     }
 

@@ -38,13 +38,18 @@ pub struct AccessLogEntry {
 
 impl From<AccessEntry> for AccessLogEntry {
     fn from(e: AccessEntry) -> Self {
+        let integration = e.reader_role.as_deref() == Some(crate::service::audit::INTEGRATION_ROLE);
         Self {
             at: utc(e.at),
             reader: Reader {
-                kind: "staff".into(),
-                name: e
-                    .reader_name
-                    .unwrap_or_else(|| "a former staff member".into()),
+                kind: if integration { "integration" } else { "staff" }.into(),
+                name: e.reader_name.unwrap_or_else(|| {
+                    if integration {
+                        "a former connected app".into()
+                    } else {
+                        "a former staff member".into()
+                    }
+                }),
                 role: e.reader_role,
             },
             what: e.what.to_owned(),

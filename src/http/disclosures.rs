@@ -71,7 +71,8 @@ pub struct Disclosure {
     pub recorded_by: Option<DisclosureRecorder>,
 }
 
-fn view((d, recorder): (DisclosureRow, Option<String>)) -> Disclosure {
+/// A disclosure as the API shows it.
+pub fn view((d, recorder): (DisclosureRow, Option<String>)) -> Disclosure {
     Disclosure {
         id: d.id,
         kind: d.kind,

@@ -9,6 +9,7 @@ pub mod check_ins;
 pub mod consents;
 pub mod deadline;
 pub mod disclosures;
+pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod health;
@@ -119,7 +120,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(integration::patient_alerts)
                 .service(integration::create_webhook)
                 .service(integration::list_webhooks)
-                .service(integration::delete_webhook),
+                .service(integration::delete_webhook)
+                .service(export::my_export)
+                .service(export::patient_export),
         );
 }
 

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::service::audit;
 use crate::state::AppState;
 use crate::store::audit as store;
+use crate::store::DbConnection;
 
 /// The audit actions that read a patient's data, and what each read shows, in plain words.
 pub const READS: &[(&str, &str)] = &[
@@ -27,6 +28,7 @@ pub const READS: &[(&str, &str)] = &[
     ),
     ("disclosures.read", "accounting of disclosures"),
     ("consents.read", "consents"),
+    ("export.read", "your complete record, exported"),
     ("alert.webhook", "an alert, sent to an app"),
     (
         "patient.list",
@@ -69,35 +71,44 @@ pub async fn for_me(
     state
         .store
         .run(move |conn| -> Result<Vec<AccessEntry>, ApiError> {
-            let actions: Vec<&str> = READS.iter().map(|(a, _)| *a).collect();
-            let rows =
-                store::reads_of_patient(conn, &c.user_id, &actions, before.as_deref(), limit + 1)?;
+            let rows = entries(conn, &c.user_id, before.as_deref(), limit + 1)?;
             audit::record(
                 conn,
                 &c,
                 audit::Event::patient("access_log.read", &c.user_id, "patient", Some(&c.user_id)),
             )?;
-            // Integrations are not users: their names come from their registration.
-            let mut rows = rows;
-            for (r, name) in rows.iter_mut() {
-                if r.actor_role.as_deref() == Some(audit::INTEGRATION_ROLE) {
-                    if let Some(id) = &r.actor_id {
-                        *name = crate::store::integrations::find(conn, id)?.map(|i| i.name);
-                    }
-                }
-            }
-            Ok(rows
-                .into_iter()
-                .map(|(r, name)| AccessEntry {
-                    what: describe(&r.action),
-                    id: r.id,
-                    at: r.created_at,
-                    reader_name: name,
-                    reader_role: r.actor_role,
-                })
-                .collect())
+            Ok(rows)
         })
         .await
+}
+
+/// Reads of a patient's data by anyone else, newest first: up to `limit` before the cursor.
+pub fn entries(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AccessEntry>, ApiError> {
+    let actions: Vec<&str> = READS.iter().map(|(a, _)| *a).collect();
+    let mut rows = store::reads_of_patient(conn, patient_id, &actions, before, limit)?;
+    // Integrations are not users: their names come from their registration.
+    for (r, name) in rows.iter_mut() {
+        if r.actor_role.as_deref() == Some(audit::INTEGRATION_ROLE) {
+            if let Some(id) = &r.actor_id {
+                *name = crate::store::integrations::find(conn, id)?.map(|i| i.name);
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(r, name)| AccessEntry {
+            what: describe(&r.action),
+            id: r.id,
+            at: r.created_at,
+            reader_name: name,
+            reader_role: r.actor_role,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -296,8 +296,9 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    // Widening what an integration may read, or replacing its keys, is registering it anew.
-    if changes.scopes.is_some() || changes.jwks.is_some() || changes.disabled == Some(false) {
+    // Widening what an integration may read, replacing its keys or enabling it again is
+    // registering it anew; narrowing and disabling are safety actions, never held up.
+    if changes.jwks.is_some() || changes.disabled == Some(false) {
         caller.require_recent_sign_in()?;
     }
     let c = caller.clone();
@@ -319,6 +320,11 @@ pub async fn update(
                 row.description = d;
             }
             if let Some(s) = scopes {
+                let before = categories::parse_scopes(&row.scopes).unwrap_or_default();
+                let after = categories::parse_scopes(&s).unwrap_or_default();
+                if !after.is_subset(&before) {
+                    c.require_recent_sign_in()?;
+                }
                 row.scopes = s;
             }
             if let Some(j) = jwks {
@@ -326,7 +332,11 @@ pub async fn update(
                 row.credentials_changed_at = now;
             }
             match changes.disabled {
-                Some(true) if row.disabled_at.is_none() => row.disabled_at = Some(now),
+                Some(true) if row.disabled_at.is_none() => {
+                    row.disabled_at = Some(now);
+                    // Tokens issued before stay dead if it is enabled again.
+                    row.credentials_changed_at = now;
+                }
                 Some(false) => row.disabled_at = None,
                 _ => {}
             }
@@ -355,6 +365,8 @@ pub async fn delete(state: &AppState, caller: &Caller, id: String) -> Result<(),
             row.deleted_at = Some(now);
             row.updated_at = now;
             store::update(conn, &row)?;
+            // Nothing more can be disclosed to it: its consents end, as the patients see.
+            crate::store::consents::revoke_for_integration(conn, &row.id, now)?;
             audit::record(
                 conn,
                 &c,

@@ -140,7 +140,9 @@ fn verify_assertion(
     }
     let decoding = jsonwebtoken::DecodingKey::from_jwk(key).map_err(|_| "unusable key")?;
     let mut v = jsonwebtoken::Validation::new(header.alg);
-    v.set_audience(&[token_url]);
+    // SMART Backend Services name the token URL; RFC 7523 allows the issuer too.
+    let issuer = token_url.trim_end_matches("/oauth/token");
+    v.set_audience(&[token_url, issuer]);
     v.set_issuer(&[row.client_id.as_str()]);
     v.sub = Some(row.client_id.clone());
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -313,7 +315,19 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
         .await?;
     let row = outcome.map_err(|why| {
         tracing::info!(reason = %why, "client authentication failed");
-        OAuthError::InvalidClient("Client authentication failed.".into())
+        // An assertion's own faults are told to its sender (they hold the key and need to
+        // know what to fix); whether a client exists or a secret was near is not.
+        if why.starts_with("assertion")
+            || why.starts_with("exp ")
+            || why.starts_with("jti")
+            || why.starts_with("iss ")
+            || why.starts_with("algorithm")
+            || why.starts_with("no registered key")
+        {
+            OAuthError::InvalidClient(format!("Client authentication failed: {why}."))
+        } else {
+            OAuthError::InvalidClient("Client authentication failed.".into())
+        }
     })?;
     let granted = categories::parse_scopes(&row.scopes).unwrap_or_default();
     let set = requested_scopes(scope.as_deref(), &granted)?;

@@ -152,3 +152,19 @@ pub fn revoke(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> StoreResu
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Revokes every unrevoked consent to an integration (it was deleted).
+pub fn revoke_for_integration(
+    conn: &mut DbConnection,
+    integration_id: &str,
+    at: NaiveDateTime,
+) -> StoreResult<()> {
+    diesel::update(
+        consents::table
+            .filter(consents::integration_id.eq(integration_id))
+            .filter(consents::revoked_at.is_null()),
+    )
+    .set(consents::revoked_at.eq(Some(at)))
+    .execute(conn)?;
+    Ok(())
+}
