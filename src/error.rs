@@ -61,6 +61,10 @@ pub enum ApiError {
     /// Authenticated, but the role may not do this.
     #[error("forbidden")]
     Forbidden,
+    /// Authenticated, but not allowed this, for the reason given (e.g. a data category
+    /// outside an integration's consent and scopes).
+    #[error("forbidden: {0}")]
+    ForbiddenBecause(String),
     /// Missing, or outside the caller's reach: the two are indistinguishable on purpose.
     #[error("not found")]
     NotFound,
@@ -157,6 +161,7 @@ impl ApiError {
                 "Forbidden",
                 "Your role does not allow this operation.".into(),
             ),
+            Self::ForbiddenBecause(why) => ("/problems/forbidden", "Forbidden", why.clone()),
             Self::NotFound => (
                 "/problems/not-found",
                 "Not found",
@@ -218,7 +223,9 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) | Self::MfaRequired { .. } | Self::ReauthenticationRequired => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::Forbidden | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenBecause(_) | Self::MfaEnrolmentRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -149,6 +149,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/v1/me/export", PATIENT),
     ("GET", "/v1/patients/{id}/export", STAFF),
+    (
+        "GET",
+        "/v1/integration/webhooks/{id}/deliveries",
+        Access::Integration,
+    ),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a

@@ -489,9 +489,8 @@ pub async fn create_webhook(
     integration: IntegrationCaller,
     body: super::extract::Json<CreateIntegrationWebhook>,
 ) -> Result<HttpResponse, ApiError> {
-    if !integration.categories.contains(&Category::Alerts) {
-        return Err(ApiError::Forbidden);
-    }
+    // The caller's rights before the body's rules.
+    crate::service::integration_webhooks::require_alerts(&integration)?;
     let b = body.0;
     let events = super::webhooks::check_subscription(
         &b.url,
@@ -530,6 +529,40 @@ pub async fn list_webhooks(
         items: rows.into_iter().map(super::webhooks::view).collect(),
         next_cursor: None,
     }))
+}
+
+/// One of your webhooks' delivery log, newest first (integrations): attempts, status codes,
+/// next retry, and deliveries dropped because a consent lapsed.
+#[utoipa::path(
+    tag = "integration",
+    security(("integration" = [])),
+    params(("id" = String, Path, description = "Webhook id"), PageParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = super::pagination::Page<super::webhooks::Delivery>),
+        (status = 400, description = "Bad limit or cursor", body = Problem),
+        (status = 401, description = "No valid integration token", body = Problem),
+        (status = 403, description = "Integration tokens only", body = Problem),
+        (status = 404, description = "No such webhook of yours", body = Problem),
+    )
+)]
+#[get("/integration/webhooks/{id}/deliveries")]
+pub async fn webhook_deliveries(
+    state: web::Data<AppState>,
+    integration: IntegrationCaller,
+    path: web::Path<String>,
+    query: Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.0.limit()?;
+    let before = query.0.position()?;
+    let (rows, attempts) = crate::service::integration_webhooks::deliveries(
+        &state,
+        &integration,
+        path.into_inner(),
+        before,
+        limit,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(super::webhooks::deliveries_view(rows, attempts, limit)))
 }
 
 /// Delete one of your webhooks (integrations); its pending deliveries are dropped.

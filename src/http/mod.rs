@@ -121,6 +121,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(integration::create_webhook)
                 .service(integration::list_webhooks)
                 .service(integration::delete_webhook)
+                .service(integration::webhook_deliveries)
                 .service(export::my_export)
                 .service(export::patient_export),
         );

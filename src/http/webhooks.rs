@@ -345,38 +345,55 @@ pub async fn list_deliveries(
         .store
         .run(move |conn| -> Result<Page<Delivery>, ApiError> {
             deliveries::find_webhook(conn, &org, &id)?.ok_or(ApiError::NotFound)?;
-            let rows = deliveries::for_webhook(conn, &id, before.as_deref(), limit + 1)?;
-            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-            let attempts = deliveries::attempts_of(conn, &ids)?;
-            Ok(Page::from_rows(
-                rows,
-                limit,
-                |r| r.id.clone(),
-                |r| Delivery {
-                    attempt_log: attempts
-                        .iter()
-                        .filter(|a| a.outbox_id == r.id)
-                        .map(|a| Attempt {
-                            attempt: a.attempt,
-                            status_code: a.status_code,
-                            error: a.error.clone(),
-                            duration_ms: a.duration_ms,
-                            at: utc(a.created_at),
-                        })
-                        .collect(),
-                    next_attempt_at: (r.status == "pending").then(|| utc(r.next_attempt_at)),
-                    id: r.id,
-                    event_type: r.event_type,
-                    alert_id: r.alert_id,
-                    status: r.status,
-                    attempts: r.attempts,
-                    last_status_code: r.last_status_code,
-                    last_error: r.last_error,
-                    created_at: utc(r.created_at),
-                    delivered_at: r.delivered_at.map(utc),
-                },
-            ))
+            delivery_page(conn, &id, before.as_deref(), limit)
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// A page of a webhook's deliveries, newest first, each with its attempts.
+pub fn delivery_page(
+    conn: &mut crate::store::DbConnection,
+    id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Page<Delivery>, ApiError> {
+    let (rows, attempts) = deliveries::page_with_attempts(conn, id, before, limit + 1)?;
+    Ok(deliveries_view(rows, attempts, limit))
+}
+
+/// Shapes up to `limit + 1` deliveries and their attempts as a page.
+pub fn deliveries_view(
+    rows: Vec<crate::store::alerts::OutboxRow>,
+    attempts: Vec<deliveries::AttemptRow>,
+    limit: i64,
+) -> Page<Delivery> {
+    Page::from_rows(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| Delivery {
+            attempt_log: attempts
+                .iter()
+                .filter(|a| a.outbox_id == r.id)
+                .map(|a| Attempt {
+                    attempt: a.attempt,
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                    at: utc(a.created_at),
+                })
+                .collect(),
+            next_attempt_at: (r.status == "pending").then(|| utc(r.next_attempt_at)),
+            id: r.id,
+            event_type: r.event_type,
+            alert_id: r.alert_id,
+            status: r.status,
+            attempts: r.attempts,
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            created_at: utc(r.created_at),
+            delivered_at: r.delivered_at.map(utc),
+        },
+    )
 }

@@ -116,6 +116,14 @@ fn disclose(
     Ok(())
 }
 
+/// The refusal of a category outside consent ∩ scopes.
+fn outside(c: Category) -> ApiError {
+    ApiError::ForbiddenBecause(format!(
+        "The category `{}` is outside what this patient consented to and this token's scopes allow.",
+        c.as_str()
+    ))
+}
+
 /// The categories asked for: all allowed ones, or those named, each of which must be allowed
 /// (403 otherwise).
 fn asked(
@@ -124,8 +132,10 @@ fn asked(
 ) -> Result<BTreeSet<Category>, ApiError> {
     match names {
         None => Ok(allowed.clone()),
-        Some(set) if set.is_subset(allowed) => Ok(set.clone()),
-        Some(_) => Err(ApiError::Forbidden),
+        Some(set) => match set.iter().find(|c| !allowed.contains(c)) {
+            None => Ok(set.clone()),
+            Some(c) => Err(outside(*c)),
+        },
     }
 }
 
@@ -263,7 +273,9 @@ pub async fn check_ins(
                 .filter(|c| !c.check_in_fields().is_empty())
                 .collect();
             if shown.is_empty() {
-                return Err(ApiError::Forbidden);
+                return Err(ApiError::ForbiddenBecause(
+                    "No category a check-in carries is within this patient's consent and this token's scopes.".into(),
+                ));
             }
             let rows = check_ins::page(conn, &patient_id, from, to, before, limit + 1)?;
             disclose(
@@ -294,7 +306,7 @@ pub async fn alerts(
         .transaction(move |conn| -> Result<_, ApiError> {
             let (who, _) = consenting(conn, &i, &patient_id)?;
             if !who.allowed.contains(&Category::Alerts) {
-                return Err(ApiError::Forbidden);
+                return Err(outside(Category::Alerts));
             }
             let filter = AlertFilter {
                 patient_id: Some(patient_id.clone()),
@@ -403,7 +415,7 @@ mod tests {
         let outside = BTreeSet::from([Category::Safety, Category::SubstanceUse]);
         assert!(matches!(
             asked(&allowed, Some(&outside)),
-            Err(ApiError::Forbidden)
+            Err(ApiError::ForbiddenBecause(m)) if m.contains("`substance_use`")
         ));
     }
 }

@@ -8,15 +8,18 @@ use crate::domain::categories::Category;
 use crate::error::ApiError;
 use crate::service::audit;
 use crate::state::AppState;
+use crate::store::alerts::OutboxRow;
 use crate::store::deliveries::{self, WebhookRow};
 use crate::store::{self as db};
 
 /// Webhook events carry alerts: the token must hold `alerts.read`.
-fn require_alerts(integration: &IntegrationCaller) -> Result<(), ApiError> {
+pub fn require_alerts(integration: &IntegrationCaller) -> Result<(), ApiError> {
     if integration.categories.contains(&Category::Alerts) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden)
+        Err(ApiError::ForbiddenBecause(
+            "Webhook events carry alerts: the token needs the alerts.read scope.".into(),
+        ))
     }
 }
 
@@ -70,6 +73,35 @@ pub async fn list(
         .store
         .run(move |conn| -> Result<_, ApiError> {
             Ok(deliveries::integration_webhooks(conn, &id)?)
+        })
+        .await
+}
+
+/// Up to `limit + 1` of one of the integration's webhooks' deliveries, newest first, with
+/// their attempts (another's webhook is a 404).
+pub async fn deliveries(
+    state: &AppState,
+    integration: &IntegrationCaller,
+    id: String,
+    before: Option<String>,
+    limit: i64,
+) -> Result<(Vec<OutboxRow>, Vec<deliveries::AttemptRow>), ApiError> {
+    let i = integration.clone();
+    state
+        .store
+        .run(move |conn| {
+            deliveries::webhook_by_id(conn, &id)?
+                .filter(|w| {
+                    w.deleted_at.is_none()
+                        && w.integration_id.as_deref() == Some(i.integration_id.as_str())
+                })
+                .ok_or(ApiError::NotFound)?;
+            Ok(deliveries::page_with_attempts(
+                conn,
+                &id,
+                before.as_deref(),
+                limit + 1,
+            )?)
         })
         .await
 }

@@ -105,6 +105,19 @@ pub fn active_integration_webhooks(
         .load(conn)?)
 }
 
+/// A page of a webhook's deliveries (newest first, before the cursor) and their attempts.
+pub fn page_with_attempts(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> StoreResult<(Vec<OutboxRow>, Vec<AttemptRow>)> {
+    let rows = for_webhook(conn, webhook_id, before, limit)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let attempts = attempts_of(conn, &ids)?;
+    Ok((rows, attempts))
+}
+
 /// A webhook by id, whatever its state (for the worker).
 pub fn webhook_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<WebhookRow>> {
     Ok(webhooks::table

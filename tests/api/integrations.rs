@@ -1661,6 +1661,30 @@ async fn an_integration_webhook_hears_only_about_consenting_patients_with_consen
         "{}",
         d.text
     );
+    // The integration sees its delivery log: the one sent, and the one dropped at send time.
+    let hook_id = str_of(&created.body["id"]);
+    let log = app
+        .get(
+            &format!("/v1/integration/webhooks/{hook_id}/deliveries"),
+            Some(&tok),
+        )
+        .await
+        .expect(200);
+    let mut statuses: Vec<&str> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["dead", "delivered"], "{}", log.text);
+    assert!(log.text.contains("consent"), "{}", log.text);
+    app.get(
+        &format!("/v1/organisation/webhooks/{hook_id}/deliveries"),
+        admin.t(),
+    )
+    .await
+    .expect_problem(404);
     for other in [&revoking, &silent] {
         let d = app.get("/v1/me/disclosures", other.t()).await.expect(200);
         assert!(
