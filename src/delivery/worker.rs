@@ -29,6 +29,21 @@ const BATCH: i64 = 20;
 /// How often the worker looks for new work when idle.
 pub const POLL: Duration = Duration::from_millis(200);
 
+/// A webhook body with the Part 2 notice and the consent id added.
+fn with_notice(payload: &str, consent_id: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert(
+                "notice".into(),
+                crate::domain::part2::REDISCLOSURE_NOTICE.into(),
+            );
+            m.insert("consent_id".into(), consent_id.into());
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => payload.to_owned(),
+    }
+}
+
 /// The worker's tools.
 pub struct Worker {
     state: AppState,
@@ -206,6 +221,12 @@ impl Worker {
                 disclosure: None,
             });
         }
+        // A disclosure to an integration carries the prohibition on redisclosure and the
+        // consent it relied on (42 CFR 2.32), like every answer of its read routes.
+        let body = match consent.as_ref().and_then(|c| c.as_ref()) {
+            Some((_, c)) => with_notice(&item.payload, &c.id),
+            None => item.payload.clone(),
+        };
         // The same webhook-id on every attempt lets receivers drop duplicates.
         let o = self
             .webhooks
@@ -213,7 +234,7 @@ impl Worker {
                 &hook.url,
                 &hook.secret,
                 &item.id,
-                item.payload.as_bytes(),
+                body.as_bytes(),
                 self.state.settings.webhook_allow_private_networks,
             )
             .await;

@@ -1645,6 +1645,8 @@ async fn an_integration_webhook_hears_only_about_consenting_patients_with_consen
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["type"], "alert.created");
     assert_eq!(body["data"]["patient_id"], consenting.id.as_str());
+    assert!(body["notice"].as_str().unwrap().contains("42 CFR part 2"));
+    assert!(body["consent_id"].is_string());
     assert!(!String::from_utf8_lossy(&got[0].body).contains("please call"));
     assert!(got[0].header("webhook-signature").is_some());
 
