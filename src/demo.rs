@@ -64,6 +64,8 @@ pub struct Report {
     pub alerts: i64,
     /// Alerts not yet resolved.
     pub open_alerts: i64,
+    /// The connected app: (name, client id, client secret, the consenting patient's name).
+    pub integration: Option<(String, String, String, String)>,
 }
 
 /// A patient's five weeks, in short.
@@ -402,6 +404,9 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
         .await
         .map_err(|e| explain("the missed-check-in sweep failed", e))?;
 
+    // One connected app, and one patient who consented to it (SPEC §9).
+    let integration = connect_app(state, &admin, &organisation_id).await?;
+
     let org = organisation_id.clone();
     let (alerts, open_alerts) = state
         .store
@@ -427,7 +432,83 @@ pub async fn run(state: &AppState) -> anyhow::Result<Report> {
         check_ins,
         alerts,
         open_alerts,
+        integration,
     })
+}
+
+/// Registers the demo's connected app and has the first patient consent to it.
+async fn connect_app(
+    state: &AppState,
+    admin: &Caller,
+    organisation_id: &str,
+) -> anyhow::Result<Option<(String, String, String, String)>> {
+    let admin = Caller {
+        signed_in_at: Some(crate::store::now()),
+        ..admin.clone()
+    };
+    let app = service::integrations::register(
+        state,
+        &admin,
+        service::integrations::Registration {
+            name: "Pillbox pharmacy reminders".into(),
+            description: "Sends medication reminders and refill notices.".into(),
+            scopes: vec!["medication.read".into(), "alerts.read".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            jwks: None,
+        },
+    )
+    .await
+    .map_err(|e| explain("cannot register the demo app", e))?;
+    let Some(spec) = PATIENTS.first() else {
+        return Ok(None);
+    };
+    let who = email(spec.email);
+    let user = state
+        .store
+        .run(move |conn| -> Result<_, ApiError> {
+            Ok(crate::store::accounts::find_user_by_email(conn, &who)?)
+        })
+        .await
+        .map_err(|e| explain("cannot find the demo patient", e))?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let patient = caller(&user.id, organisation_id, Role::Patient, spec.timezone);
+    service::consents::give(
+        state,
+        &patient,
+        service::consents::NewConsent {
+            integration_id: app.row.id.clone(),
+            categories: vec!["medication".into(), "alerts".into()],
+            purpose: "Medication reminders from my pharmacy".into(),
+            expires_on: None,
+        },
+    )
+    .await
+    .map_err(|e| explain("cannot record the demo consent", e))?;
+    Ok(app.client_secret.map(|secret| {
+        (
+            app.row.name,
+            app.row.client_id,
+            secret,
+            spec.name.to_owned(),
+        )
+    }))
+}
+
+/// How to use the demo's connected app.
+fn integration_note(report: &Report) -> String {
+    let Some((name, client_id, secret, patient)) = &report.integration else {
+        return String::new();
+    };
+    format!(
+        "
+Connected app \"{name}\" (medication.read, alerts.read); {patient} consented to it.\n  \
+         client_id {client_id}\n  client_secret {secret}\n  Take a token and read what it \
+         may:\n  curl -s localhost:8080/oauth/token -u '{client_id}:{secret}' -d \
+         grant_type=client_credentials\n  curl -s localhost:8080/v1/integration/patients -H \
+         'authorization: Bearer …'\n"
+    )
 }
 
 /// Which of [`COUNSELLORS`] has a second factor on.
@@ -865,7 +946,7 @@ pub fn render(report: &Report) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{} check-ins, {} alerts ({} open).\n{}\nNext: `cargo run --release` (same \
+        "\n{} check-ins, {} alerts ({} open).\n{}{}\nNext: `cargo run --release` (same \
          AFTERCARE_DATABASE_URL), sign in with POST /v1/auth/login as any of the above, e.g.\n  \
          curl -s localhost:8080/v1/auth/login -H 'content-type: application/json' \\\n    \
          -d '{{\"email\":\"{}\",\"password\":\"{PASSWORD}\"}}'\nthen GET /v1/patients (the \
@@ -874,6 +955,7 @@ pub fn render(report: &Report) -> String {
         report.alerts,
         report.open_alerts,
         mfa_note(report),
+        integration_note(report),
         email(COUNSELLORS[0].1),
     ));
     out

@@ -154,6 +154,33 @@ async fn the_demo_clinic_shows_the_whole_loop() {
         printed.contains(&format!("oathtool --totp -b {secret_b32}")),
         "{printed}"
     );
+
+    // The connected app takes a token with the printed credentials and sees the one patient
+    // who consented.
+    let (_, client_id, client_secret, patient) = report.integration.clone().expect("a demo app");
+    assert!(printed.contains(&client_secret), "{printed}");
+    let token: serde_json::Value = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client_id, Some(&client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = app
+        .get("/v1/integration/patients", token["access_token"].as_str())
+        .await
+        .expect(200);
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [patient.as_str()]);
     let r = app
         .post(
             "/v1/auth/login",
