@@ -149,6 +149,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/v1/me/export", PATIENT),
     ("GET", "/v1/patients/{id}/export", STAFF),
+    ("GET", "/fhir/Questionnaire/daily-check-in", Access::Public),
+    ("GET", "/fhir/CodeSystem/{id}", Access::Public),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a
