@@ -6,6 +6,10 @@
 //! and every part of it is from the same moment. Sections: the patient (profile, phase
 //! history, care team), consents, the accounting of disclosures, the access log, alerts
 //! (each with its history) and check-ins, each newest first.
+//!
+//! With `?format=fhir` the same reading writes a FHIR R4 `Bundle` instead
+//! ([`crate::domain::fhir`] maps each row): the `Patient`, a `Consent` per consent, and per
+//! check-in its `QuestionnaireResponse` and `Observation`s, as `application/fhir+json`.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
