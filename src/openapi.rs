@@ -22,6 +22,7 @@ response carrying patient data is `Cache-Control: no-store`.",
         (name = "operations", description = "Health and metrics"),
         (name = "integrations", description = "Registering integrations (admins) and their OAuth 2.0 token endpoint"),
         (name = "integration", description = "What an integration reads, under patients' consent (42 CFR Part 2)"),
+        (name = "fhir", description = "FHIR R4 definitions the FHIR export refers to: the daily check-in Questionnaire and local CodeSystems"),
     )
 )]
 pub struct ApiDoc;

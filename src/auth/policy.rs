@@ -154,6 +154,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/integration/webhooks/{id}/deliveries",
         Access::Integration,
     ),
+    ("GET", "/fhir/Questionnaire/daily-check-in", Access::Public),
+    ("GET", "/fhir/CodeSystem/{id}", Access::Public),
 ];
 
 /// The access rule of a route, by method and matched pattern (`HEAD` as `GET`); `None` for a

@@ -5,6 +5,7 @@ pub mod categories;
 pub mod check_in;
 pub mod crisis;
 pub mod episode;
+pub mod fhir;
 pub mod part2;
 pub mod policy;
 pub mod risk;

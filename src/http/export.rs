@@ -6,10 +6,14 @@
 //! and every part of it is from the same moment. Sections: the patient (profile, phase
 //! history, care team), consents, the accounting of disclosures, the access log, alerts
 //! (each with its history) and check-ins, each newest first.
+//!
+//! With `?format=fhir` the same reading writes a FHIR R4 `Bundle` instead
+//! ([`crate::domain::fhir`] maps each row): the `Patient`, a `Consent` per consent, and per
+//! check-in its `QuestionnaireResponse` and `Observation`s, as `application/fhir+json`.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, SecondsFormat, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
@@ -20,6 +24,7 @@ use super::alerts::{self as alert_views, Alert, AlertChange};
 use super::extract::Query;
 use super::types::utc;
 use crate::auth::Caller;
+use crate::domain::fhir;
 use crate::domain::validation::FieldError;
 use crate::error::{ApiError, Problem};
 use crate::service::access_log;
@@ -39,7 +44,11 @@ const CHUNK: usize = 64 * 1024;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// `json` (the default): aftercare's own document. (FHIR R4 is not available yet.)
+    /// `json` (the default): aftercare's own document; `fhir`: a FHIR R4 `Bundle` (type
+    /// `collection`, `application/fhir+json`) of the `Patient`, their `Consent`s, and per
+    /// check-in a `QuestionnaireResponse` to `/fhir/Questionnaire/daily-check-in` and its
+    /// `Observation`s.
+    #[param(example = "fhir")]
     pub format: Option<String>,
 }
 
@@ -79,6 +88,8 @@ pub struct Export {
 struct Out {
     tx: mpsc::Sender<Result<web::Bytes, std::io::Error>>,
     buf: Vec<u8>,
+    /// No element written yet in the array last opened.
+    first: bool,
 }
 
 impl Out {
@@ -110,34 +121,59 @@ impl Out {
             .map_err(|_| ApiError::internal("export reader gone"))
     }
 
-    /// A JSON array section, read `SLICE` rows at a time after the last row's position.
-    fn section<R, V: Serialize>(
+    /// Opens a JSON array: the next [`Out::element`] is its first.
+    fn open(&mut self, s: &str) -> Result<(), ApiError> {
+        self.first = true;
+        self.raw(s)
+    }
+
+    /// One element of the array last opened.
+    fn element<T: Serialize>(&mut self, v: &T) -> Result<(), ApiError> {
+        if !self.first {
+            self.raw(",")?;
+        }
+        self.first = false;
+        self.value(v)
+    }
+
+    /// Every row `fetch` gives, `SLICE` rows at a time after the last row's position, each
+    /// handed to `each`.
+    fn rows<R>(
         &mut self,
         conn: &mut DbConnection,
-        name: &str,
         mut fetch: impl FnMut(&mut DbConnection, Option<&str>) -> Result<Vec<R>, ApiError>,
         position: impl Fn(&R) -> String,
-        mut view: impl FnMut(&mut DbConnection, R) -> Result<V, ApiError>,
+        mut each: impl FnMut(&mut Self, &mut DbConnection, R) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        self.raw(&format!(",\"{name}\":["))?;
         let mut before: Option<String> = None;
-        let mut first = true;
         loop {
             let rows = fetch(conn, before.as_deref())?;
             let full = i64::try_from(rows.len()).unwrap_or(0) >= SLICE;
             before = rows.last().map(&position);
             for r in rows {
-                if !first {
-                    self.raw(",")?;
-                }
-                first = false;
-                let v = view(conn, r)?;
-                self.value(&v)?;
+                each(self, conn, r)?;
             }
             if !full || before.is_none() {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// A JSON array section of the document, one element per row.
+    fn section<R, V: Serialize>(
+        &mut self,
+        conn: &mut DbConnection,
+        name: &str,
+        fetch: impl FnMut(&mut DbConnection, Option<&str>) -> Result<Vec<R>, ApiError>,
+        position: impl Fn(&R) -> String,
+        mut view: impl FnMut(&mut DbConnection, R) -> Result<V, ApiError>,
+    ) -> Result<(), ApiError> {
+        self.open(&format!(",\"{name}\":["))?;
+        self.rows(conn, fetch, position, |out, c, r| {
+            let v = view(c, r)?;
+            out.element(&v)
+        })?;
         self.raw("]")
     }
 }
@@ -221,14 +257,83 @@ fn write(conn: &mut DbConnection, who: &Subject, out: &mut Out) -> Result<(), Ap
     out.flush()
 }
 
-async fn stream(state: &AppState, who: Subject) -> Result<HttpResponse, ApiError> {
+/// The FHIR R4 form: one `Bundle` of type `collection` with the `Patient`, a `Consent` per
+/// consent, and per check-in its `QuestionnaireResponse` and `Observation`s
+/// ([`crate::domain::fhir`]).
+fn write_fhir(
+    conn: &mut DbConnection,
+    who: &Subject,
+    base: &str,
+    out: &mut Out,
+) -> Result<(), ApiError> {
+    let id = who.patient_id.as_str();
+    let tz = who.timezone.as_str();
+    let today = local_today(tz);
+    let detail = super::patients::detail(conn, id)?;
+    let team: Vec<&str> = detail
+        .care_team
+        .iter()
+        .map(|m| m.display_name.as_str())
+        .collect();
+    out.raw("{\"resourceType\":\"Bundle\",\"id\":")?;
+    out.value(&uuid::Uuid::new_v4().to_string())?;
+    out.raw(",\"type\":\"collection\",\"timestamp\":")?;
+    out.value(&Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true))?;
+    out.open(",\"entry\":[")?;
+    out.element(&fhir::entry(fhir::patient(
+        id,
+        &detail.display_name,
+        &detail.email,
+        detail.country.as_deref(),
+        &team,
+    )))?;
+    out.rows(
+        conn,
+        |c, b| Ok(consents::for_patient(c, id, b, SLICE)?),
+        |r| r.id.clone(),
+        |out, _, r| {
+            let view = serde_json::to_value(super::consents::view(r, today))
+                .map_err(ApiError::internal)?;
+            out.element(&fhir::entry(fhir::consent(base, id, &view)))
+        },
+    )?;
+    out.rows(
+        conn,
+        |c, b| {
+            let before = b.and_then(|d| d.parse::<NaiveDate>().ok());
+            Ok(check_ins::page(c, id, None, None, before, SLICE)?)
+        },
+        |r| r.date.to_string(),
+        |out, _, r| {
+            let check_in_id = r.id.clone();
+            let view =
+                serde_json::to_value(super::check_ins::view(r, tz)).map_err(ApiError::internal)?;
+            for e in fhir::check_in_entries(base, id, &view, &check_in_id, || {
+                uuid::Uuid::new_v4().to_string()
+            }) {
+                out.element(&e)?;
+            }
+            Ok(())
+        },
+    )?;
+    out.raw("]}")?;
+    out.flush()
+}
+
+async fn stream(state: &AppState, who: Subject, format: Format) -> Result<HttpResponse, ApiError> {
     let (tx, rx) = mpsc::channel(4);
     let store = state.store.clone();
-    let filename = format!("aftercare-export-{}.json", Utc::now().date_naive());
+    let base = state.public_url();
+    let (content_type, suffix) = match format {
+        Format::Json => ("application/json", "json"),
+        Format::Fhir => (fhir::MEDIA_TYPE, "fhir.json"),
+    };
+    let filename = format!("aftercare-export-{}.{suffix}", Utc::now().date_naive());
     actix_web::rt::task::spawn_blocking(move || {
         let mut out = Out {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
+            first: true,
         };
         let result = store.conn().map_err(ApiError::from).and_then(|mut conn| {
             conn.transaction(|conn| -> Result<(), ApiError> {
@@ -238,7 +343,10 @@ async fn stream(state: &AppState, who: Subject) -> Result<HttpResponse, ApiError
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
                     )?;
                 }
-                write(conn, &who, &mut out)
+                match format {
+                    Format::Json => write(conn, &who, &mut out),
+                    Format::Fhir => write_fhir(conn, &who, &base, &mut out),
+                }
             })
         });
         if let Err(e) = result {
@@ -252,7 +360,7 @@ async fn stream(state: &AppState, who: Subject) -> Result<HttpResponse, ApiError
         rx.recv().await.map(|item| (item, rx))
     });
     Ok(HttpResponse::Ok()
-        .content_type("application/json")
+        .content_type(content_type)
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{filename}\""),
@@ -260,12 +368,22 @@ async fn stream(state: &AppState, who: Subject) -> Result<HttpResponse, ApiError
         .streaming(body))
 }
 
-fn check_format(q: &ExportQuery) -> Result<(), ApiError> {
+/// The export's two forms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    /// aftercare's own document.
+    Json,
+    /// A FHIR R4 `Bundle`.
+    Fhir,
+}
+
+fn check_format(q: &ExportQuery) -> Result<Format, ApiError> {
     match q.format.as_deref() {
-        None | Some("json") => Ok(()),
+        None | Some("json") => Ok(Format::Json),
+        Some("fhir") => Ok(Format::Fhir),
         Some(_) => Err(ApiError::BadQuery(vec![FieldError::new(
             "format",
-            "must be json (FHIR R4 is not available in this version)",
+            "must be json or fhir",
         )])),
     }
 }
@@ -278,7 +396,10 @@ fn check_format(q: &ExportQuery) -> Result<(), ApiError> {
     security(("bearer" = [])),
     params(ExportQuery),
     responses(
-        (status = 200, description = "The record, streamed", body = Export),
+        (status = 200, description = "The record, streamed: aftercare's own document, or with `format=fhir` a FHIR R4 Bundle", content(
+            (Export = "application/json"),
+            (Object = "application/fhir+json"),
+        )),
         (status = 400, description = "Unknown format or query parameter", body = Problem),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Patients only", body = Problem),
@@ -290,9 +411,9 @@ pub async fn my_export(
     caller: Caller,
     query: Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_format(&query.0)?;
+    let format = check_format(&query.0)?;
     let who = service::begin(&state, &caller, None).await?;
-    stream(&state, who).await
+    stream(&state, who, format).await
 }
 
 /// Export a patient's record (admins, or a counsellor on the care team; a sign-in within the
@@ -302,7 +423,10 @@ pub async fn my_export(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Patient id"), ExportQuery),
     responses(
-        (status = 200, description = "The record, streamed", body = Export),
+        (status = 200, description = "The record, streamed: aftercare's own document, or with `format=fhir` a FHIR R4 Bundle", content(
+            (Export = "application/json"),
+            (Object = "application/fhir+json"),
+        )),
         (status = 400, description = "Unknown format or query parameter", body = Problem),
         (status = 401, description = "Not signed in, or (type ending reauthentication-required) not within the last 10 minutes", body = Problem),
         (status = 403, description = "Counsellors and admins only", body = Problem),
@@ -316,7 +440,7 @@ pub async fn patient_export(
     path: web::Path<String>,
     query: Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_format(&query.0)?;
+    let format = check_format(&query.0)?;
     let who = service::begin(&state, &caller, Some(path.into_inner())).await?;
-    stream(&state, who).await
+    stream(&state, who, format).await
 }

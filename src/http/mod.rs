@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod disclosures;
 pub mod export;
 pub mod extract;
+pub mod fhir;
 pub mod guard;
 pub mod health;
 pub mod import;
@@ -46,6 +47,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(auth::jwks)
         .service(oauth::metadata)
         .service(oauth::token)
+        .service(fhir::questionnaire)
+        .service(fhir::code_system)
         .service(
             scope("/v1")
                 .service(auth::login)
