@@ -78,7 +78,7 @@ fn draft(mut entry: serde_json::Map<String, serde_json::Value>) -> ImportDraft {
     tag = "patients",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Patient id"),
+        ("id" = uuid::Uuid, Path, description = "Patient id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body for the same patient return the first response without importing again; the same key with another body is a 422"),
     ),
     request_body = ImportBody,

@@ -93,7 +93,7 @@ pub async fn organisation_backtest(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = PatientBacktestRequest,
     responses(
         (status = 200, description = "What the overrides would have raised", body = Backtest),

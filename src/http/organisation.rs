@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::Query;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::AuditOutcome;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -19,14 +20,18 @@ use crate::store::audit::{self, AuditFilter, AuditRow};
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only events by this user.
+    #[param(format = Uuid)]
     pub actor_id: Option<String>,
     /// Only events touching this patient's data.
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     /// Only this action, e.g. `patient.read`, `check_in.write`, `auth.login_failed`.
     pub action: Option<String>,
     /// Only this outcome: `success`, `failure` or `denied`.
+    #[param(value_type = Option<AuditOutcome>)]
     pub outcome: Option<String>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -40,6 +45,7 @@ pub struct AuditEvent {
     /// Who acted (null for anonymous attempts such as failed sign-ins to unknown accounts).
     pub actor_id: Option<String>,
     /// The actor's role at the time.
+    #[schema(value_type = Option<Role>)]
     pub actor_role: Option<String>,
     /// What was done, e.g. `patient.read`.
     pub action: String,
@@ -50,6 +56,7 @@ pub struct AuditEvent {
     /// The object's id.
     pub target_id: Option<String>,
     /// `success`, `failure` or `denied`.
+    #[schema(value_type = AuditOutcome)]
     pub outcome: String,
     /// The request id, to correlate with logs.
     pub request_id: Option<String>,

@@ -103,7 +103,7 @@ pub async fn put_org_policy(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     responses(
         (status = 200, description = "The patient's policy", body = PatientPolicy),
         (status = 401, description = "Not signed in", body = Problem),
@@ -146,7 +146,7 @@ pub async fn get_patient_policy(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = PolicyOverrides,
     responses(
         (status = 200, description = "The patient's policy", body = PatientPolicy),
