@@ -37,6 +37,7 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The code from the invitation (single use; expires).
+    #[schema(min_length = 1)]
     pub invitation_code: String,
     /// Email address; must match the invitation's, if it named one.
     #[schema(format = Email, max_length = 254)]
@@ -229,7 +230,7 @@ pub async fn logout(
 #[utoipa::path(
     tag = "auth",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body, after a response that was lost, sign the account the first request created in again (a new session) instead of failing on the used code; the same key with another body is a 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body, after a response that was lost, sign the account the first request created in again (a new session) instead of failing on the used code; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Registered and signed in", body = TokenResponse),
         (status = 409, description = "The email is already registered", body = Problem),

@@ -221,6 +221,7 @@ pub struct RangeQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -499,8 +500,8 @@ pub const SOS_MESSAGE: &str = "Your care team has been told. If you are in dange
 #[utoipa::path(
     tag = "patient",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
-    request_body(content = SosRequest, description = "Optional; an empty body is accepted"),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
+    request_body(content = Option<SosRequest>, description = "Optional: no body, or `null`, is a press without a message"),
     responses(
         (status = 202, description = "The care team has been told (the alert and its deliveries are stored); crisis lines for the patient's country", body = SosResponse),
         (status = 401, description = "Not signed in", body = Problem),
@@ -519,8 +520,8 @@ pub async fn sos(
 ) -> Result<HttpResponse, ApiError> {
     require_patient(&caller)?;
     let body = body.0;
-    // The button must work even when the app sends no body at all.
-    let input = if body.iter().all(u8::is_ascii_whitespace) {
+    // The button must work even when the app sends no body at all (or a JSON `null`).
+    let input = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         SosRequest { message: None }
     } else {
         let ct = req

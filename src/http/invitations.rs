@@ -66,7 +66,7 @@ pub struct Invitation {
     tag = "accounts",
     security(("bearer" = [])),
     request_body = CreateInvitation,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body answer with the same invitation (under a new code, the earlier one no longer working) instead of creating another; the same key with another body is a 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body answer with the same invitation (under a new code, the earlier one no longer working) instead of creating another; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Created; give the code to the invitee", body = Invitation),
         (status = 409, description = "Retried with the key of an invitation already redeemed", body = Problem),

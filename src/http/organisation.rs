@@ -34,6 +34,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -41,6 +42,7 @@ pub struct AuditQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEvent {
     /// Event id (time-ordered).
+    #[schema(format = Uuid)]
     pub id: String,
     /// Who acted (null for anonymous attempts such as failed sign-ins to unknown accounts).
     pub actor_id: Option<String>,
@@ -50,6 +52,7 @@ pub struct AuditEvent {
     /// What was done, e.g. `patient.read`.
     pub action: String,
     /// The patient whose data was read or written, if any.
+    #[schema(format = Uuid)]
     pub patient_id: Option<String>,
     /// The kind of object acted on.
     pub target_type: Option<String>,

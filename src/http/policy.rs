@@ -199,6 +199,7 @@ pub struct CrisisResources {
     /// The default list, 0–10 resources, most important first: shown to patients whose country
     /// has neither a list below nor a built-in one. Empty: the built-in fallback (call your local
     /// emergency number, findahelpline.com, naloxone advice).
+    #[schema(max_items = 10)]
     pub items: Vec<CrisisResource>,
     /// Lists by country (ISO 3166-1 alpha-2, e.g. `"DE"`), 1–10 resources each: shown to the
     /// patients of that country before any built-in list. Omitted: none.

@@ -15,7 +15,7 @@ pub trait Vocabulary {
 }
 
 macro_rules! vocabulary {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:tt),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
         pub enum $name {
@@ -196,6 +196,43 @@ mod tests {
         );
         assert_eq!(wire(AlertChangeKind::SosPressed), "sos_pressed");
         assert_eq!(wire(TokenType::Bearer), "Bearer");
+    }
+
+    /// The words an enum's schema lists.
+    fn documented<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap_or_default();
+        schema["enum"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn check<T: utoipa::PartialSchema + Vocabulary>() {
+        assert_eq!(
+            documented::<T>(),
+            T::WORDS,
+            "{}",
+            std::any::type_name::<T>()
+        );
+    }
+
+    #[test]
+    fn the_schemas_list_the_wire_words() {
+        check::<AlertStatus>();
+        check::<ResolveOutcome>();
+        check::<InvitationRole>();
+        check::<StaffRole>();
+        check::<AlertChangeKind>();
+        check::<AuditOutcome>();
+        check::<DisclosureType>();
+        check::<ReaderType>();
+        check::<HealthStatus>();
+        check::<TokenType>();
+        check::<AlertEventType>();
     }
 
     #[test]
