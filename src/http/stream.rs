@@ -36,13 +36,16 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// opens, and a `: keep-alive` comment every 15 seconds; comments carry no data.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertStreamEvent {
-    /// The `id:` line: the event's number in the organisation's feed. `EventSource` sends the
-    /// last one back as `Last-Event-ID` when it reconnects.
+    /// The `id:` line: the event's number in the organisation's feed (digits; SSE fields are
+    /// text). `EventSource` sends the last one back as `Last-Event-ID` when it reconnects.
+    #[schema(value_type = String, pattern = "^[0-9]+$", example = "4711")]
     pub id: i64,
     /// The `event:` line: what happened.
     pub event: AlertEventType,
-    /// The `data:` line: the whole alert as it is now, as `GET /v1/alerts/{id}` answers it,
-    /// as JSON on one line.
+    /// The `data:` line: the whole alert as it is now, an
+    /// [`Alert`](#/components/schemas/Alert) as `GET /v1/alerts/{id}` answers it, as JSON on
+    /// one line (SSE data is text; parse it as JSON).
+    #[schema(value_type = String, content_media_type = "application/json")]
     pub data: Alert,
 }
 
