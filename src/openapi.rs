@@ -100,6 +100,7 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
             item.delete.as_mut(),
         ];
         for op in ops.into_iter().flatten() {
+            let paged = pages(op);
             let responses = &mut op.responses.responses;
             // Problems are application/problem+json, not plain JSON.
             for r in responses.values_mut() {
@@ -112,6 +113,16 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                         r.content.insert("application/problem+json".into(), c);
                     }
                 }
+            }
+            // Every paged operation reads `limit` through `PageParams::limit`: 1–200, and a
+            // 400 naming it (or a bad `cursor`) otherwise.
+            if paged {
+                responses.entry("400".into()).or_insert_with(|| {
+                    problem(
+                        "Bad query parameter (`limit` not from 1 to 200, or a cursor this API did not give out)",
+                        false,
+                    )
+                });
             }
             if !NO_STORAGE.contains(&path.as_str()) {
                 responses
@@ -146,6 +157,29 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// Whether an operation is paged (takes `?limit=`); makes sure its `limit` says 1–200.
+fn pages(op: &mut utoipa::openapi::path::Operation) -> bool {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(params) = op.parameters.as_mut() else {
+        return false;
+    };
+    let mut paged = false;
+    for p in params.iter_mut() {
+        if p.name != "limit" || !matches!(p.parameter_in, ParameterIn::Query) {
+            continue;
+        }
+        paged = true;
+        if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+            o.minimum.get_or_insert(1.into());
+            o.maximum
+                .get_or_insert(crate::http::pagination::MAX_LIMIT.into());
+        }
+    }
+    paged
 }
 
 /// The document as pretty JSON with a trailing newline, byte-for-byte what is committed.

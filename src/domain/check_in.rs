@@ -33,41 +33,57 @@ pub enum Trigger {
 }
 
 /// The 16 items of the Subjective Opiate Withdrawal Scale, each 0 (not at all) to 4
-/// (extremely).
+/// (extremely); every item is answered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sows {
     /// I feel anxious (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub anxious: Option<i64>,
     /// I feel like yawning (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub yawning: Option<i64>,
     /// I am perspiring (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub perspiring: Option<i64>,
     /// My eyes are tearing (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub eyes_tearing: Option<i64>,
     /// My nose is running (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub nose_running: Option<i64>,
     /// I have goosebumps (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub goosebumps: Option<i64>,
     /// I am shaking (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub shaking: Option<i64>,
     /// I have hot flushes (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub hot_flushes: Option<i64>,
     /// I have cold flushes (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub cold_flushes: Option<i64>,
     /// My bones and muscles ache (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub bones_aching: Option<i64>,
     /// I feel restless (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub restless: Option<i64>,
     /// I feel nauseous (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub nauseous: Option<i64>,
     /// I feel like vomiting (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub vomiting: Option<i64>,
     /// My muscles twitch (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub muscles_twitching: Option<i64>,
     /// I have stomach cramps (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub stomach_cramps: Option<i64>,
     /// I feel like using now (0–4).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 4)]
     pub feel_like_using: Option<i64>,
 }
 
@@ -94,30 +110,80 @@ impl Sows {
     }
 }
 
+/// One entry of `substances` in the OpenAPI document: what was used, as the patient names it
+/// (1–40 characters, not only blanks). Documentation only; the body holds plain strings.
+#[derive(Debug, Clone)]
+pub struct Substance;
+
+impl utoipa::PartialSchema for Substance {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "What was used, as the patient names it (1–40 characters, not only blanks).",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(40))
+            .pattern(Some(r"\S"))
+            .examples([serde_json::json!("heroin")])
+            .into()
+    }
+}
+
+impl ToSchema for Substance {}
+
 /// The body of `PUT /v1/me/check-ins/{date}`. Unknown fields are refused: a typo in a health
 /// record must not vanish.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "craving": 6,
+    "mood": 4,
+    "exercise_minutes": 20,
+    "meals": 2,
+    "used_substance": false,
+    "sleep_hours": 5.5,
+    "anxiety": 7,
+    "irritability": 5,
+    "loneliness": 8,
+    "triggers": ["stress", "loneliness"],
+    "took_medication": true,
+    "attended_support": false,
+    "self_harm_thoughts": false,
+    "note": "Rough day at work; called my sponsor.",
+    "answered_at": "2026-12-01T21:14:00Z"
+}))]
 pub struct CheckInInput {
     /// Required. Strongest urge to use today, 0 (none) to 10 (overwhelming).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10)]
     pub craving: Option<i64>,
     /// Required. Mood, 0 (very low) to 10 (very good).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10)]
     pub mood: Option<i64>,
     /// Required. Minutes of physical activity today, 0–1440.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1440)]
     pub exercise_minutes: Option<i64>,
     /// Required. Meals eaten today, 0–10.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10)]
     pub meals: Option<i64>,
     /// Required. Any use of opioids or other non-prescribed drugs since the last check-in.
+    #[schema(value_type = bool, required = true)]
     pub used_substance: Option<bool>,
-    /// What was used (at most 10, each at most 40 characters); only with `used_substance`.
+    /// What was used (at most 10, each 1–40 characters); only with `used_substance`.
+    #[schema(value_type = Option<Vec<Substance>>, max_items = 10)]
     pub substances: Option<Vec<String>>,
-    /// Last night's sleep in hours, 0–24 (kept to one decimal).
+    /// Last night's sleep in hours, 0–24, with at most one decimal place.
+    #[schema(minimum = 0, maximum = 24)]
     pub sleep_hours: Option<f64>,
     /// Anxiety, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub anxiety: Option<i64>,
     /// Irritability (the A of HALT), 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub irritability: Option<i64>,
     /// Loneliness (the L of HALT), 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub loneliness: Option<i64>,
     /// What set off cravings.
     pub triggers: Option<Vec<Trigger>>,
@@ -130,6 +196,7 @@ pub struct CheckInInput {
     /// Thoughts of harming or killing themselves.
     pub self_harm_thoughts: Option<bool>,
     /// Free text for the counsellor, at most 2000 characters.
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
     /// When the patient answered on the device (RFC 3339); at most a day ahead of the
     /// server's clock.

@@ -22,11 +22,14 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrisisResource {
-    /// Name, e.g. "988 Suicide & Crisis Lifeline".
+    /// Name, e.g. "988 Suicide & Crisis Lifeline" (1–100 characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    /// How to reach it, e.g. "Call or text 988".
+    /// How to reach it, e.g. "Call or text 988" (1–200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub contact: String,
-    /// What it is for.
+    /// What it is for (1–500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub description: String,
 }
 

@@ -207,8 +207,10 @@ rule_settings!(
     /// `substance_use`.
     SubstanceUse / SubstanceUseOverride {
         /// Abstinent days before a use after which it is critical (lost tolerance).
+        #[schema(minimum = 1, maximum = 365)]
         tolerance_loss_days: u32,
         /// Days after leaving detox during which a use is critical.
+        #[schema(minimum = 0, maximum = 365)]
         post_detox_days: u32,
     }
 );
@@ -216,8 +218,10 @@ rule_settings!(
     /// `craving_high`.
     CravingHigh / CravingHighOverride {
         /// Craving at or above this fires (0–10).
+        #[schema(minimum = 1, maximum = 10)]
         threshold: u32,
         /// Consecutive days at or above the threshold that make it high.
+        #[schema(minimum = 1, maximum = 14)]
         consecutive_days_for_high: u32,
     }
 );
@@ -225,10 +229,13 @@ rule_settings!(
     /// `craving_rising`.
     CravingRising / CravingRisingOverride {
         /// Points above the baseline mean that fire.
+        #[schema(minimum = 1, maximum = 10)]
         rise: u32,
         /// How many previous check-ins form the baseline.
+        #[schema(minimum = 1, maximum = 14)]
         baseline_check_ins: u32,
         /// How far back (days) those check-ins may be.
+        #[schema(minimum = 1, maximum = 30)]
         window_days: u32,
     }
 );
@@ -236,6 +243,7 @@ rule_settings!(
     /// `withdrawal_severe`.
     WithdrawalSevere / WithdrawalSevereOverride {
         /// SOWS total at or above this fires (0–64).
+        #[schema(minimum = 1, maximum = 64)]
         threshold: u32,
     }
 );
@@ -243,8 +251,10 @@ rule_settings!(
     /// `mood_low` and `meals_skipped`: a value at most this on consecutive days.
     AtMostRun / AtMostRunOverride {
         /// The value at or below which a day counts.
+        #[schema(minimum = 0, maximum = 9)]
         at_most: u32,
         /// Consecutive days needed.
+        #[schema(minimum = 1, maximum = 30)]
         consecutive_days: u32,
     }
 );
@@ -252,8 +262,10 @@ rule_settings!(
     /// `sleep_poor`.
     SleepPoor / SleepPoorOverride {
         /// Sleep below this many hours counts.
+        #[schema(minimum = 0, maximum = 24)]
         below_hours: f64,
         /// Consecutive days needed.
+        #[schema(minimum = 1, maximum = 30)]
         consecutive_days: u32,
     }
 );
@@ -261,14 +273,19 @@ rule_settings!(
     /// `halt`: hungry, angry, lonely, tired.
     Halt / HaltOverride {
         /// How many of the four signals fire.
+        #[schema(minimum = 1, maximum = 4)]
         signals: u32,
         /// Meals at or below this is hungry.
+        #[schema(minimum = 0, maximum = 9)]
         hungry_meals_at_most: u32,
         /// Irritability at or above this is angry.
+        #[schema(minimum = 1, maximum = 10)]
         angry_irritability_at_least: u32,
         /// Loneliness at or above this is lonely.
+        #[schema(minimum = 1, maximum = 10)]
         lonely_loneliness_at_least: u32,
         /// Sleep below this is tired.
+        #[schema(minimum = 0, maximum = 24)]
         tired_sleep_below_hours: f64,
     }
 );
@@ -276,8 +293,10 @@ rule_settings!(
     /// `exercise_lapsed`.
     ExerciseLapsed / ExerciseLapsedOverride {
         /// Consecutive days with no exercise.
+        #[schema(minimum = 1, maximum = 30)]
         consecutive_days: u32,
         /// How far back (days) earlier exercise counts.
+        #[schema(minimum = 2, maximum = 60)]
         lookback_days: u32,
     }
 );
@@ -285,6 +304,7 @@ rule_settings!(
     /// `medication_missed`.
     MedicationMissed / MedicationMissedOverride {
         /// Consecutive days medication was not taken.
+        #[schema(minimum = 1, maximum = 30)]
         consecutive_days: u32,
     }
 );
@@ -292,8 +312,10 @@ rule_settings!(
     /// `support_disengaged`.
     SupportDisengaged / SupportDisengagedOverride {
         /// The window in days.
+        #[schema(minimum = 1, maximum = 60)]
         days: u32,
         /// Check-ins needed in the window for the silence to mean something.
+        #[schema(minimum = 1, maximum = 60)]
         min_check_ins: u32,
     }
 );
@@ -301,15 +323,20 @@ rule_settings!(
     /// `slide`: least-squares trends over the last check-ins, the slow slide no single day shows.
     Slide / SlideOverride {
         /// How many of the latest check-ins (today's included) the trend is fitted to.
+        #[schema(minimum = 3, maximum = 30)]
         window_check_ins: u32,
         /// Those check-ins must all fall within this many local days ending today.
+        #[schema(minimum = 3, maximum = 30)]
         window_days: u32,
         /// Craving rising by at least this many points across the window fires.
+        #[schema(minimum = 1, maximum = 10)]
         craving_rise: u32,
         /// Mood falling by at least this many points across the window fires.
+        #[schema(minimum = 1, maximum = 10)]
         mood_fall: u32,
         /// Sleep falling by at least this many hours across the window fires (read only when at
         /// least 5 of the window's check-ins, or all of a smaller window, give sleep_hours).
+        #[schema(minimum = 0.5, maximum = 12)]
         sleep_fall_hours: f64,
     }
 );
@@ -317,8 +344,10 @@ rule_settings!(
     /// `missed_check_ins`.
     MissedCheckIns / MissedCheckInsOverride {
         /// Missed local days for a warning.
+        #[schema(minimum = 1, maximum = 30)]
         warning_after_days: u32,
         /// Missed local days for high.
+        #[schema(minimum = 1, maximum = 60)]
         high_after_days: u32,
     }
 );
@@ -418,8 +447,10 @@ pub struct RiskPolicy {
     /// Every rule by id.
     pub rules: Rules,
     /// Minutes an open critical alert may wait for acknowledgement before it escalates.
+    #[schema(minimum = 1, maximum = 10080)]
     pub escalate_critical_after_minutes: u32,
     /// Minutes an open high alert may wait for acknowledgement before it escalates.
+    #[schema(minimum = 1, maximum = 10080)]
     pub escalate_high_after_minutes: u32,
 }
 
@@ -432,9 +463,11 @@ pub struct PolicyOverrides {
     pub rules: Option<RulesOverride>,
     /// Override of the critical escalation timer.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10080)]
     pub escalate_critical_after_minutes: Option<u32>,
     /// Override of the high escalation timer.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10080)]
     pub escalate_high_after_minutes: Option<u32>,
 }
 

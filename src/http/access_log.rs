@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::extract::Query;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::{ReaderType, StaffRole};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::service::access_log::{self, AccessEntry};
@@ -18,10 +19,12 @@ use crate::state::AppState;
 pub struct Reader {
     /// `staff` (integrations, when they exist, will be `integration`).
     #[serde(rename = "type")]
+    #[schema(value_type = ReaderType)]
     pub kind: String,
     /// The reader's display name ("a former staff member" when no longer on record).
     pub name: String,
     /// For staff, the role they read in: `counsellor` or `admin`.
+    #[schema(value_type = Option<StaffRole>)]
     pub role: Option<String>,
 }
 

@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Json, Query};
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::{AlertChangeKind, AlertStatus, ResolveOutcome};
 use crate::auth::{policy, Caller, Role};
+use crate::domain::policy::{RuleId, Severity};
 use crate::error::{ApiError, Problem};
 use crate::service::{alerts as alert_service, audit};
 use crate::state::AppState;
@@ -19,6 +21,7 @@ use crate::store::DbConnection;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertPatient {
     /// Patient (user) id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The patient's name.
     pub display_name: String,
@@ -28,9 +31,11 @@ pub struct AlertPatient {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertFinding {
     /// The rule, e.g. `craving_high`.
+    #[schema(value_type = RuleId)]
     pub rule: String,
     /// The most serious severity this rule reached in the episode, as the patient's answers
     /// (corrections included) now support it.
+    #[schema(value_type = Severity)]
     pub severity: String,
     /// A short headline.
     pub title: String,
@@ -61,6 +66,7 @@ pub struct AlertFinding {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FindingBeforeCorrection {
     /// The severity it had.
+    #[schema(value_type = Severity)]
     pub severity: String,
     /// Its headline then.
     pub title: String,
@@ -77,18 +83,60 @@ pub struct FindingBeforeCorrection {
 /// it. Its headline (`rule`, `title`, `explanation`, `evidence`) is that of its leading finding
 /// (the most severe, then the earliest); `findings` lists every rule involved.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193b1c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
+    "patient_id": "0193a6f2-7c1e-7d40-9a55-3f1f6f1d2b10",
+    "patient": {"id": "0193a6f2-7c1e-7d40-9a55-3f1f6f1d2b10", "display_name": "Dana R."},
+    "rule": "craving_high",
+    "severity": "high",
+    "status": "open",
+    "title": "Craving high on consecutive days",
+    "explanation": "Craving was 8/10 on 2026-11-30 and 9/10 on 2026-12-01 (threshold 8).",
+    "evidence": {"check_ins": [{"date": "2026-11-30", "craving": 8}, {"date": "2026-12-01", "craving": 9}], "threshold": 8},
+    "findings": [{
+        "rule": "craving_high",
+        "severity": "high",
+        "title": "Craving high on consecutive days",
+        "explanation": "Craving was 8/10 on 2026-11-30 and 9/10 on 2026-12-01 (threshold 8).",
+        "evidence": {"check_ins": [{"date": "2026-11-30", "craving": 8}, {"date": "2026-12-01", "craving": 9}], "threshold": 8},
+        "first_seen_on": "2026-11-30",
+        "last_seen_on": "2026-12-01",
+        "occurrences": 2,
+        "corrected_at": null,
+        "corrected_values": null,
+        "before_correction": null
+    }],
+    "holds": true,
+    "check_in_date": "2026-12-01",
+    "occurrences": 2,
+    "created_at": "2026-11-30T21:02:44Z",
+    "updated_at": "2026-12-01T20:48:10Z",
+    "last_seen_at": "2026-12-01T20:48:10Z",
+    "escalated_at": null,
+    "acknowledged_at": null,
+    "acknowledged_by": null,
+    "resolved_at": null,
+    "resolved_by": null,
+    "outcome": null,
+    "note": null
+}))]
 pub struct Alert {
     /// Alert id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The patient it concerns.
+    #[schema(format = Uuid)]
     pub patient_id: String,
     /// The patient it concerns, by name.
     pub patient: AlertPatient,
     /// The leading finding's rule, e.g. `craving_high`, `sos`, `missed_check_ins`.
+    #[schema(value_type = RuleId)]
     pub rule: String,
     /// The highest severity among the findings: `info`, `warning`, `high` or `critical`.
+    #[schema(value_type = Severity)]
     pub severity: String,
     /// `open`, `acknowledged` or `resolved`.
+    #[schema(value_type = AlertStatus)]
     pub status: String,
     /// The leading finding's headline.
     pub title: String,
@@ -117,14 +165,18 @@ pub struct Alert {
     /// When it was acknowledged (cleared when it got more serious and opened again).
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// Who acknowledged it.
+    #[schema(format = Uuid)]
     pub acknowledged_by: Option<String>,
     /// When it was resolved.
     pub resolved_at: Option<DateTime<Utc>>,
     /// Who resolved it.
+    #[schema(format = Uuid)]
     pub resolved_by: Option<String>,
     /// `contacted`, `no_contact`, `false_alarm`, `emergency_services` or `other`.
+    #[schema(value_type = Option<ResolveOutcome>)]
     pub outcome: Option<String>,
     /// The resolver's note.
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -218,29 +270,39 @@ pub fn view(conn: &mut DbConnection, row: AlertRow) -> Result<Alert, ApiError> {
 pub struct AlertQuery {
     /// `open`, `acknowledged` or `resolved`; a comma-separated list takes any of them
     /// (e.g. `open,acknowledged`).
+    #[param(value_type = Option<Vec<AlertStatus>>, style = Form, explode = false)]
     pub status: Option<String>,
     /// `info`, `warning`, `high` or `critical`; a comma-separated list takes any of them.
+    #[param(value_type = Option<Vec<Severity>>, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this patient's alerts.
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     /// Only alerts with a finding of this rule (leading or not), e.g. `slide`.
+    #[param(value_type = Option<RuleId>)]
     pub rule: Option<String>,
     /// Only alerts changed at or after this RFC 3339 instant ("what changed since
     /// yesterday").
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_since: Option<String>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
 /// A resolution.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"outcome": "contacted", "note": "Called her; she is safe and coming in tomorrow."}))]
 pub struct ResolveRequest {
     /// `contacted`, `no_contact`, `false_alarm`, `emergency_services` or `other`.
+    #[schema(value_type = ResolveOutcome)]
     pub outcome: String,
-    /// What was done (1–2000 characters); kept in the record.
+    /// What was done (1–2000 characters, not only blanks); kept in the record.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub note: String,
 }
 
@@ -433,7 +495,7 @@ async fn act(
 #[utoipa::path(
     tag = "alerts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Alert id")),
+    params(("id" = uuid::Uuid, Path, description = "Alert id")),
     responses(
         (status = 200, description = "The alert", body = Alert),
         (status = 401, description = "Not signed in", body = Problem),
@@ -463,7 +525,7 @@ pub async fn get_alert(
 #[utoipa::path(
     tag = "alerts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Alert id")),
+    params(("id" = uuid::Uuid, Path, description = "Alert id")),
     responses(
         (status = 200, description = "The acknowledged alert", body = Alert),
         (status = 401, description = "Not signed in", body = Problem),
@@ -495,7 +557,7 @@ pub async fn acknowledge(
 #[utoipa::path(
     tag = "alerts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Alert id")),
+    params(("id" = uuid::Uuid, Path, description = "Alert id")),
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "The resolved alert", body = Alert),
@@ -550,12 +612,16 @@ pub struct AlertChange {
     /// `created`, `findings_added` (rules joined the episode), `repeated`, `severity_raised`,
     /// `sos_pressed`, `corrected` (the patient's correction took findings back; `detail` names
     /// the rules), `acknowledged`, `resolved` or `escalated`.
+    #[schema(value_type = AlertChangeKind)]
     pub change: String,
     /// Who made it (null for the system: the risk engine, a sweep).
+    #[schema(format = Uuid)]
     pub actor_id: Option<String>,
     /// The severity after the change.
+    #[schema(value_type = Option<Severity>)]
     pub severity: Option<String>,
     /// The status after the change.
+    #[schema(value_type = Option<AlertStatus>)]
     pub status: Option<String>,
     /// The outcome, for a resolution; the rules, for `findings_added` and `corrected`.
     pub detail: Option<String>,
@@ -567,7 +633,7 @@ pub struct AlertChange {
 #[utoipa::path(
     tag = "alerts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Alert id")),
+    params(("id" = uuid::Uuid, Path, description = "Alert id")),
     responses(
         (status = 200, description = "The alert's history", body = Vec<AlertChange>),
         (status = 401, description = "Not signed in", body = Problem),

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::extract::{IdempotentJson, Json};
 use super::types::User;
+use super::vocabulary::{Timezone, TokenType};
 use crate::error::{ApiError, Problem};
 use crate::service::accounts::{self, LoginAttempt, Registration, Session};
 use crate::state::AppState;
@@ -14,8 +15,10 @@ use crate::telemetry::RequestId;
 /// Sign-in credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "dana@example.org", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     /// Email address.
+    #[schema(format = Email)]
     pub email: String,
     /// Password.
     pub password: String,
@@ -34,25 +37,51 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The code from the invitation (single use; expires).
+    #[schema(min_length = 1)]
     pub invitation_code: String,
     /// Email address; must match the invitation's, if it named one.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 12 to 128 bytes, not a common password, not containing the email or name.
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
-    /// Name shown to the care team (1–100 characters).
+    /// Name shown to the care team (1–100 printable characters, not only blanks).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: String,
     /// IANA timezone, e.g. `America/Chicago`; the patient's check-in dates are reckoned in it.
+    #[schema(value_type = Timezone)]
     pub timezone: String,
 }
 
 /// A session: tokens and the signed-in user.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzYTZmMi03YzFlLTdkNDAtOWE1NS0zZjFmNmYxZDJiMTAifQ.c2lnbmF0dXJl",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": "rt_8JkqL3vX0sPz2mN7bYc4Wd",
+    "user": {
+        "id": "0193a6f2-7c1e-7d40-9a55-3f1f6f1d2b10",
+        "organisation_id": "0193a6f0-1b2c-7e3d-8f40-5a6b7c8d9e0f",
+        "role": "patient",
+        "email": "dana@example.org",
+        "display_name": "Dana R.",
+        "timezone": "America/New_York",
+        "created_at": "2026-10-02T14:03:11Z"
+    }
+}))]
 pub struct TokenResponse {
     /// Short-lived access token (EdDSA JWT) for `Authorization: Bearer`.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = TokenType)]
     pub token_type: String,
     /// Seconds until the access token expires.
+    #[schema(minimum = 1)]
     pub expires_in: i64,
     /// Opaque refresh token; each use returns a new one and retires this one.
     pub refresh_token: String,
@@ -201,7 +230,7 @@ pub async fn logout(
 #[utoipa::path(
     tag = "auth",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body, after a response that was lost, sign the account the first request created in again (a new session) instead of failing on the used code; the same key with another body is a 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body, after a response that was lost, sign the account the first request created in again (a new session) instead of failing on the used code; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Registered and signed in", body = TokenResponse),
         (status = 409, description = "The email is already registered", body = Problem),

@@ -26,24 +26,32 @@ pub struct CheckIn {
     /// The patient's local date.
     pub date: NaiveDate,
     /// Strongest urge to use, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub craving: i32,
     /// Mood, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub mood: i32,
-    /// Minutes of exercise.
+    /// Minutes of exercise, 0–1440.
+    #[schema(minimum = 0, maximum = 1440)]
     pub exercise_minutes: i32,
-    /// Meals eaten.
+    /// Meals eaten, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub meals: i32,
     /// Any use since the last check-in.
     pub used_substance: bool,
     /// What was used.
     pub substances: Vec<String>,
-    /// Hours slept.
+    /// Hours slept, 0–24 (one decimal).
+    #[schema(minimum = 0, maximum = 24)]
     pub sleep_hours: Option<f64>,
     /// Anxiety, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub anxiety: Option<i32>,
     /// Irritability, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub irritability: Option<i32>,
     /// Loneliness, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub loneliness: Option<i32>,
     /// What set off cravings.
     pub triggers: Vec<Trigger>,
@@ -55,10 +63,12 @@ pub struct CheckIn {
     #[schema(value_type = Option<Object>)]
     pub withdrawal: Option<serde_json::Value>,
     /// SOWS total, 0–64.
+    #[schema(minimum = 0, maximum = 64)]
     pub withdrawal_score: Option<i32>,
     /// Thoughts of self-harm.
     pub self_harm_thoughts: Option<bool>,
-    /// Note for the counsellor.
+    /// Note for the counsellor (at most 2000 characters).
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
     /// When the patient answered on the device.
     pub answered_at: Option<DateTime<Utc>>,
@@ -67,6 +77,7 @@ pub struct CheckIn {
     /// When this date's check-in was last replaced.
     pub updated_at: DateTime<Utc>,
     /// 1 for the first submission of the date, +1 per correction.
+    #[schema(minimum = 1)]
     pub version: i32,
     /// Submitted for a date before the patient's local today (always false for imported
     /// history, which the patient did not send late).
@@ -150,7 +161,7 @@ fn require_patient(caller: &Caller) -> Result<(), ApiError> {
 #[utoipa::path(
     tag = "patient",
     security(("bearer" = [])),
-    params(("date" = String, Path, description = "The patient's local date, YYYY-MM-DD")),
+    params(("date" = NaiveDate, Path, description = "The patient's local date, YYYY-MM-DD")),
     request_body = CheckInInput,
     responses(
         (status = 201, description = "Stored (first submission for the date)", body = CheckInResponse),
@@ -207,8 +218,10 @@ pub struct RangeQuery {
     /// Last date (inclusive).
     pub to: Option<NaiveDate>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -273,7 +286,7 @@ pub async fn list_my_check_ins(
 #[utoipa::path(
     tag = "patient",
     security(("bearer" = [])),
-    params(("date" = String, Path, description = "Local date, YYYY-MM-DD")),
+    params(("date" = NaiveDate, Path, description = "Local date, YYYY-MM-DD")),
     responses(
         (status = 200, description = "The check-in", body = CheckIn),
         (status = 401, description = "Not signed in", body = Problem),
@@ -453,6 +466,7 @@ pub async fn my_summary(
 #[serde(deny_unknown_fields)]
 pub struct SosRequest {
     /// An optional message for the care team (at most 500 characters).
+    #[schema(max_length = 500)]
     pub message: Option<String>,
 }
 
@@ -460,6 +474,7 @@ pub struct SosRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SosResponse {
     /// The critical alert raised for the care team.
+    #[schema(format = Uuid)]
     pub alert_id: String,
     /// Where to turn right now: the lines of the patient's country (their profile's `country`,
     /// else their timezone's), the organisation's own where it keeps them.
@@ -485,8 +500,8 @@ pub const SOS_MESSAGE: &str = "Your care team has been told. If you are in dange
 #[utoipa::path(
     tag = "patient",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
-    request_body(content = SosRequest, description = "Optional; an empty body is accepted"),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body return the first response; the same key with another body is a 422")),
+    request_body(content = Option<SosRequest>, description = "Optional: no body, or `null`, is a press without a message"),
     responses(
         (status = 202, description = "The care team has been told (the alert and its deliveries are stored); crisis lines for the patient's country", body = SosResponse),
         (status = 401, description = "Not signed in", body = Problem),
@@ -505,8 +520,8 @@ pub async fn sos(
 ) -> Result<HttpResponse, ApiError> {
     require_patient(&caller)?;
     let body = body.0;
-    // The button must work even when the app sends no body at all.
-    let input = if body.iter().all(u8::is_ascii_whitespace) {
+    // The button must work even when the app sends no body at all (or a JSON `null`).
+    let input = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         SosRequest { message: None }
     } else {
         let ct = req
@@ -546,7 +561,7 @@ pub async fn sos(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id"), RangeQuery),
+    params(("id" = uuid::Uuid, Path, description = "Patient id"), RangeQuery),
     responses(
         (status = 200, description = "A page of check-ins", body = Page<CheckIn>),
         (status = 400, description = "Bad query parameter", body = Problem),

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::extract::{Json, Query};
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::DisclosureType;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::service::disclosures::{self as service, Emergency};
@@ -21,10 +22,13 @@ use crate::store::disclosures::DisclosureRow;
 #[serde(deny_unknown_fields)]
 pub struct EmergencyDisclosureRequest {
     /// The medical personnel who received the records (1–200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub recipient_name: String,
     /// Their affiliation, e.g. "St Mary's Hospital emergency department" (1–200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub recipient_affiliation: String,
     /// What was disclosed and the nature of the emergency (1–2000 characters).
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub nature: String,
 }
 
@@ -41,6 +45,7 @@ pub struct DisclosureRecipient {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DisclosureRecorder {
     /// User id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Display name.
     pub name: String,
@@ -50,9 +55,11 @@ pub struct DisclosureRecorder {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Disclosure {
     /// Id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// `emergency` (§2.51, without consent) or `integration` (under a consent).
     #[serde(rename = "type")]
+    #[schema(value_type = DisclosureType)]
     pub kind: String,
     /// When the disclosure was made (recorded).
     pub disclosed_at: DateTime<Utc>,
@@ -66,6 +73,7 @@ pub struct Disclosure {
     /// The route or event that disclosed (integrations).
     pub what: Option<String>,
     /// The consent relied on (integrations).
+    #[schema(format = Uuid)]
     pub consent_id: Option<String>,
     /// Who recorded it (emergency disclosures).
     pub recorded_by: Option<DisclosureRecorder>,
@@ -103,7 +111,7 @@ pub fn view((d, recorder): (DisclosureRow, Option<String>)) -> Disclosure {
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = EmergencyDisclosureRequest,
     responses(
         (status = 201, description = "Recorded", body = Disclosure),
@@ -163,7 +171,7 @@ pub async fn my_disclosures(
 /// patient's care team.
 #[utoipa::path(
     tag = "patients",
-    params(("id" = String, Path, description = "Patient id"), PageParams),
+    params(("id" = uuid::Uuid, Path, description = "Patient id"), PageParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Disclosures, newest first", body = Page<Disclosure>),

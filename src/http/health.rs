@@ -10,9 +10,10 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `unavailable` when a dependency cannot be reached.
+    #[schema(value_type = super::vocabulary::HealthStatus)]
     pub status: String,
     /// Per-dependency status, e.g. `{"database": "ok"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, super::vocabulary::HealthStatus>)]
     pub checks: serde_json::Value,
 }
 

@@ -17,14 +17,49 @@ use crate::state::AppState;
 pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// One imported check-in: its date and the same fields, under the same rules, as a live
-/// check-in (`PUT /v1/me/check-ins/{date}`).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ImportedCheckIn {
-    /// Required. The patient's local date, YYYY-MM-DD; any date up to the patient's local today.
-    pub date: NaiveDate,
-    /// The check-in fields.
-    #[serde(flatten)]
-    pub check_in: CheckInInput,
+/// check-in (`PUT /v1/me/check-ins/{date}`). Documentation only (the body is read entry by
+/// entry, so that errors name `check_ins[i].field`): its schema is the check-in's, closed to
+/// unknown fields like it, with `date` added.
+pub struct ImportedCheckIn;
+
+impl utoipa::PartialSchema for ImportedCheckIn {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        let RefOr::T(Schema::Object(mut o)) = <CheckInInput as utoipa::PartialSchema>::schema()
+        else {
+            return <CheckInInput as utoipa::PartialSchema>::schema();
+        };
+        let date = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .description(Some(
+                "Required. The patient's local date, YYYY-MM-DD; any date up to the patient's local today.",
+            ))
+            .build();
+        o.properties.insert("date".into(), date.into());
+        o.required.insert(0, "date".into());
+        o.description = Some(
+            "One imported check-in: its date and the same fields, under the same rules, as a \
+             live check-in (`PUT /v1/me/check-ins/{date}`)."
+                .into(),
+        );
+        if let Some(serde_json::Value::Object(example)) = o.example.as_mut() {
+            example.insert("date".into(), serde_json::json!("2026-11-20"));
+        }
+        o.into()
+    }
+}
+
+impl ToSchema for ImportedCheckIn {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <CheckInInput as ToSchema>::schemas(schemas);
+    }
 }
 
 /// The body of a history import.
@@ -33,10 +68,11 @@ pub struct ImportedCheckIn {
 pub struct ImportBody {
     /// Required. A short label of the clinic's earlier system (1–100 characters), kept with
     /// every imported check-in as `imported_from`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub source: String,
     /// Required. 1 to 5,000 check-ins, each on its own date. Errors name
     /// `check_ins[i].field`.
-    #[schema(value_type = Vec<ImportedCheckIn>)]
+    #[schema(value_type = Vec<ImportedCheckIn>, min_items = 1, max_items = 5000)]
     pub check_ins: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Replace the check-ins already stored on these dates (default false: a date that
     /// already has one is a 409 naming it, and nothing is imported).
@@ -78,8 +114,8 @@ fn draft(mut entry: serde_json::Map<String, serde_json::Value>) -> ImportDraft {
     tag = "patients",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Patient id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body for the same patient return the first response without importing again; the same key with another body is a 422"),
+        ("id" = uuid::Uuid, Path, description = "Patient id"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body for the same patient return the first response without importing again; the same key with another body is a 422"),
     ),
     request_body = ImportBody,
     responses(

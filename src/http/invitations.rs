@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 
 use super::extract::IdempotentJson;
 use super::types::utc;
+use super::vocabulary::InvitationRole;
 use crate::auth::Caller;
+use crate::domain::policy::Phase;
 use crate::error::{ApiError, Problem};
 use crate::service::accounts::{self, EnrolmentDates, InvitationRequest};
 use crate::state::AppState;
@@ -18,13 +20,17 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     /// `patient` or `counsellor` (only admins invite counsellors).
+    #[schema(value_type = InvitationRole)]
     pub role: String,
     /// If given, only this email can redeem the code.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// Patients only: the primary counsellor (counsellors always invite to their own team).
+    #[schema(format = Uuid)]
     pub counsellor_id: Option<String>,
     /// Patients only: the starting phase (`detox`, `treatment`, `aftercare`, `discharged`;
     /// default `aftercare`).
+    #[schema(value_type = Option<Phase>)]
     pub phase: Option<String>,
     /// Patients only: the date of last use before enrolment, if known; the abstinent streak
     /// counts from the day after it.
@@ -44,10 +50,12 @@ pub struct CreateInvitation {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Invitation {
     /// Invitation id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The single-use code to give to the invitee.
     pub code: String,
     /// The role the invitee will have.
+    #[schema(value_type = InvitationRole)]
     pub role: String,
     /// When the code stops working.
     pub expires_at: DateTime<Utc>,
@@ -58,7 +66,7 @@ pub struct Invitation {
     tag = "accounts",
     security(("bearer" = [])),
     request_body = CreateInvitation,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body answer with the same invitation (under a new code, the earlier one no longer working) instead of creating another; the same key with another body is a 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: the same key and body answer with the same invitation (under a new code, the earlier one no longer working) instead of creating another; the same key with another body is a 422")),
     responses(
         (status = 201, description = "Created; give the code to the invitee", body = Invitation),
         (status = 409, description = "Retried with the key of an invitation already redeemed", body = Problem),

@@ -27,10 +27,12 @@ pub struct OrganisationBacktestRequest {
     pub to: NaiveDate,
     /// Only these patients (at most 1,000; default: every patient of the organisation).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, max_items = 1000)]
     pub patient_ids: Option<Vec<String>>,
     /// No counsellor acts in a replay: each alert counts as resolved this many days after it
     /// opened, and the next finding opens a new one (1–90, default 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 90)]
     pub assume_resolved_after_days: Option<u32>,
 }
 
@@ -93,7 +95,7 @@ pub async fn organisation_backtest(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = PatientBacktestRequest,
     responses(
         (status = 200, description = "What the overrides would have raised", body = Backtest),

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::extract::Json;
 use super::types::User;
+use super::vocabulary::{CountryCode, Timezone};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::service::accounts;
@@ -16,19 +17,26 @@ use crate::store::{self, accounts as users};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
-    /// New display name (1–100 characters).
+    /// New display name (1–100 printable characters, not only blanks).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: Option<String>,
     /// New IANA timezone.
+    #[schema(value_type = Option<Timezone>)]
     pub timezone: Option<String>,
     /// New sign-in address; needs `current_password`. The answer is the same whether or not
     /// another account has the address (202, see the operation).
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// The current password: required with `email`, and only with it.
     pub current_password: Option<String>,
     /// Patients only: the country whose crisis lines they are shown (ISO 3166-1 alpha-2, e.g.
     /// `DE`); `null` goes back to the country of their timezone.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<CountryCode>, nullable)]
     pub country: Option<Option<String>>,
 }
 
@@ -45,13 +53,13 @@ pub struct Me {
     pub user: User,
     /// Patients only: the country set on their profile (ISO 3166-1 alpha-2), `null` when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<CountryCode>, nullable)]
     pub country: Option<Option<String>>,
     /// Patients only: the country whose crisis lines they are shown — `country`, else the
     /// country of their timezone in the IANA zone table; `null` when neither gives one (e.g.
     /// UTC), and then general advice and findahelpline.com are shown.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<CountryCode>, nullable)]
     pub crisis_country: Option<Option<String>>,
 }
 
@@ -75,6 +83,7 @@ pub struct ChangePassword {
     /// The current password.
     pub current_password: String,
     /// The new password (12–128 bytes, not common).
+    #[schema(min_length = 12, max_length = 128)]
     pub new_password: String,
 }
 

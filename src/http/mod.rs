@@ -30,6 +30,7 @@ pub mod stream;
 pub mod strict;
 pub mod types;
 pub mod users;
+pub mod vocabulary;
 pub mod webhooks;
 
 use actix_web::dev::ResourceDef;

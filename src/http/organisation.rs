@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::Query;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::AuditOutcome;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -19,16 +20,21 @@ use crate::store::audit::{self, AuditFilter, AuditRow};
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only events by this user.
+    #[param(format = Uuid)]
     pub actor_id: Option<String>,
     /// Only events touching this patient's data.
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     /// Only this action, e.g. `patient.read`, `check_in.write`, `auth.login_failed`.
     pub action: Option<String>,
     /// Only this outcome: `success`, `failure` or `denied`.
+    #[param(value_type = Option<AuditOutcome>)]
     pub outcome: Option<String>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -36,20 +42,24 @@ pub struct AuditQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEvent {
     /// Event id (time-ordered).
+    #[schema(format = Uuid)]
     pub id: String,
     /// Who acted (null for anonymous attempts such as failed sign-ins to unknown accounts).
     pub actor_id: Option<String>,
     /// The actor's role at the time.
+    #[schema(value_type = Option<Role>)]
     pub actor_role: Option<String>,
     /// What was done, e.g. `patient.read`.
     pub action: String,
     /// The patient whose data was read or written, if any.
+    #[schema(format = Uuid)]
     pub patient_id: Option<String>,
     /// The kind of object acted on.
     pub target_type: Option<String>,
     /// The object's id.
     pub target_id: Option<String>,
     /// `success`, `failure` or `denied`.
+    #[schema(value_type = AuditOutcome)]
     pub outcome: String,
     /// The request id, to correlate with logs.
     pub request_id: Option<String>,

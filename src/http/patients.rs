@@ -9,7 +9,9 @@ use super::check_ins::{summary, Summary};
 use super::extract::Json;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
+use super::vocabulary::{CountryCode, Timezone};
 use crate::auth::{policy, Caller, Role};
+use crate::domain::policy::{Phase, Severity};
 use crate::error::{ApiError, Problem};
 use crate::service::{accounts, audit, patients as patient_service};
 use crate::state::AppState;
@@ -19,6 +21,7 @@ use crate::store::{accounts as users, patients, DbConnection};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PhaseEntry {
     /// `detox`, `treatment`, `aftercare` or `discharged`.
+    #[schema(value_type = Phase)]
     pub phase: String,
     /// The local date the phase started.
     pub started_on: NaiveDate,
@@ -28,6 +31,7 @@ pub struct PhaseEntry {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CareTeamMember {
     /// The counsellor's user id.
+    #[schema(format = Uuid)]
     pub counsellor_id: String,
     /// The counsellor's name.
     pub display_name: String,
@@ -39,19 +43,25 @@ pub struct CareTeamMember {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PatientDetail {
     /// Patient (user) id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The patient's name.
     pub display_name: String,
     /// The patient's email.
+    #[schema(format = Email)]
     pub email: String,
     /// The patient's IANA timezone.
+    #[schema(value_type = Timezone)]
     pub timezone: String,
     /// ISO 3166-1 alpha-2 country on the patient's profile, null when unset.
+    #[schema(value_type = Option<CountryCode>)]
     pub country: Option<String>,
     /// The country whose crisis lines the patient is shown (the profile's, else their
     /// timezone's; null when neither gives one).
+    #[schema(value_type = Option<CountryCode>)]
     pub crisis_country: Option<String>,
     /// Current treatment phase.
+    #[schema(value_type = Phase)]
     pub phase: String,
     /// When the current phase started.
     pub phase_started_on: NaiveDate,
@@ -109,7 +119,7 @@ pub fn detail(conn: &mut DbConnection, patient_id: &str) -> Result<PatientDetail
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     responses(
         (status = 200, description = "The patient", body = PatientDetail),
         (status = 401, description = "Not signed in", body = Problem),
@@ -148,8 +158,10 @@ pub async fn get_patient(
 #[serde(deny_unknown_fields)]
 pub struct CareTeamRequest {
     /// The counsellors who may read this patient (replaces the current team; may be empty).
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub counsellor_ids: Vec<String>,
     /// The primary counsellor; one of `counsellor_ids` (default: the first).
+    #[schema(format = Uuid)]
     pub primary_counsellor_id: Option<String>,
 }
 
@@ -158,7 +170,7 @@ pub struct CareTeamRequest {
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = CareTeamRequest,
     responses(
         (status = 200, description = "The patient with the new care team", body = PatientDetail),
@@ -196,25 +208,45 @@ pub struct LatestCheckIn {
     /// Its local date.
     pub date: NaiveDate,
     /// Strongest urge to use, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub craving: i32,
     /// Mood, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub mood: i32,
-    /// Hours slept, if answered.
+    /// Hours slept, if answered (0–24).
+    #[schema(minimum = 0, maximum = 24)]
     pub sleep_hours: Option<f64>,
 }
 
 /// One patient in a caseload.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a6f2-7c1e-7d40-9a55-3f1f6f1d2b10",
+    "display_name": "Dana R.",
+    "phase": "aftercare",
+    "phase_started_on": "2026-10-02",
+    "timezone": "America/New_York",
+    "last_check_in_date": "2026-12-01",
+    "checked_in_today": false,
+    "latest": {"date": "2026-12-01", "craving": 8, "mood": 3, "sleep_hours": 4.5},
+    "open_alerts": 1,
+    "highest_open_severity": "high",
+    "escalated": false,
+    "days_since_last_use": 61
+}))]
 pub struct CaseloadItem {
     /// Patient id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// The patient's name.
     pub display_name: String,
     /// Current phase.
+    #[schema(value_type = Phase)]
     pub phase: String,
     /// When the current phase started (the patient's local date).
     pub phase_started_on: NaiveDate,
     /// The patient's IANA timezone.
+    #[schema(value_type = Timezone)]
     pub timezone: String,
     /// The most recent check-in's local date.
     pub last_check_in_date: Option<NaiveDate>,
@@ -224,7 +256,8 @@ pub struct CaseloadItem {
     pub latest: Option<LatestCheckIn>,
     /// Unresolved (open or acknowledged) alerts.
     pub open_alerts: usize,
-    /// The highest severity among them.
+    /// The highest severity among them (null when there are none).
+    #[schema(value_type = Option<Severity>)]
     pub highest_open_severity: Option<String>,
     /// Whether an unresolved alert was escalated (not acknowledged in time).
     pub escalated: bool,
@@ -320,7 +353,7 @@ fn severity_name(rank: i32) -> Option<String> {
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     responses(
         (status = 200, description = "The patient's summary, on the patient's local today", body = Summary),
         (status = 401, description = "Not signed in", body = Problem),
@@ -362,6 +395,7 @@ pub async fn patient_summary(
 #[serde(deny_unknown_fields)]
 pub struct TrendParams {
     /// How many local days, ending today, 1–365 (default 35).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
 }
 
@@ -372,16 +406,22 @@ pub struct TrendPoint {
     /// The patient's local date.
     pub date: NaiveDate,
     /// Strongest urge to use, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub craving: Option<i32>,
     /// Mood, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub mood: Option<i32>,
-    /// Hours slept.
+    /// Hours slept, 0–24.
+    #[schema(minimum = 0, maximum = 24)]
     pub sleep_hours: Option<f64>,
-    /// Minutes of exercise.
+    /// Minutes of exercise, 0–1440.
+    #[schema(minimum = 0, maximum = 1440)]
     pub exercise_minutes: Option<i32>,
-    /// Meals eaten.
+    /// Meals eaten, 0–10.
+    #[schema(minimum = 0, maximum = 10)]
     pub meals: Option<i32>,
     /// SOWS total, 0–64.
+    #[schema(minimum = 0, maximum = 64)]
     pub withdrawal_score: Option<i32>,
 }
 
@@ -390,7 +430,7 @@ pub struct TrendPoint {
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id"), TrendParams),
+    params(("id" = uuid::Uuid, Path, description = "Patient id"), TrendParams),
     responses(
         (status = 200, description = "One entry per local date, oldest first, the last one the patient's local today", body = [TrendPoint]),
         (status = 400, description = "`days` is not from 1 to 365", body = Problem),
@@ -433,6 +473,7 @@ pub async fn patient_trends(
 #[serde(deny_unknown_fields)]
 pub struct UpdatePatient {
     /// The new phase: `detox`, `treatment`, `aftercare` or `discharged`.
+    #[schema(value_type = Phase)]
     pub phase: String,
     /// The patient's local date it started (default: their local today): within the last
     /// year, not in the future and not before the current phase started.
@@ -444,7 +485,7 @@ pub struct UpdatePatient {
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = UpdatePatient,
     responses(
         (status = 200, description = "The patient", body = PatientDetail),

@@ -103,7 +103,7 @@ pub async fn put_org_policy(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     responses(
         (status = 200, description = "The patient's policy", body = PatientPolicy),
         (status = 401, description = "Not signed in", body = Problem),
@@ -146,7 +146,7 @@ pub async fn get_patient_policy(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = uuid::Uuid, Path, description = "Patient id")),
     request_body = PolicyOverrides,
     responses(
         (status = 200, description = "The patient's policy", body = PatientPolicy),
@@ -199,6 +199,7 @@ pub struct CrisisResources {
     /// The default list, 0–10 resources, most important first: shown to patients whose country
     /// has neither a list below nor a built-in one. Empty: the built-in fallback (call your local
     /// emergency number, findahelpline.com, naloxone advice).
+    #[schema(max_items = 10)]
     pub items: Vec<CrisisResource>,
     /// Lists by country (ISO 3166-1 alpha-2, e.g. `"DE"`), 1–10 resources each: shown to the
     /// patients of that country before any built-in list. Omitted: none.

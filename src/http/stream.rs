@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::alerts::reachable_alert;
+use super::alerts::{reachable_alert, Alert};
+use super::vocabulary::AlertEventType;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
 use crate::service::audit;
@@ -19,6 +22,32 @@ const RESUME_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 /// How often a comment line is sent so proxies keep the connection open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// One event of the live alert stream. On the wire it is a `text/event-stream` frame of
+/// three lines and a blank one:
+///
+/// ```text
+/// id: 4711
+/// event: alert.updated
+/// data: {"id":"0193a6f2-…","status":"acknowledged",…}
+/// ```
+///
+/// Besides events the stream carries a `retry: 3000` line and a `: connected` comment when it
+/// opens, and a `: keep-alive` comment every 15 seconds; comments carry no data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertStreamEvent {
+    /// The `id:` line: the event's number in the organisation's feed (digits; SSE fields are
+    /// text). `EventSource` sends the last one back as `Last-Event-ID` when it reconnects.
+    #[schema(value_type = String, pattern = "^[0-9]+$", example = "4711")]
+    pub id: i64,
+    /// The `event:` line: what happened.
+    pub event: AlertEventType,
+    /// The `data:` line: the whole alert as it is now, an
+    /// [`Alert`](#/components/schemas/Alert) as `GET /v1/alerts/{id}` answers it, as JSON on
+    /// one line (SSE data is text; parse it as JSON).
+    #[schema(value_type = String, content_media_type = "application/json")]
+    pub data: Alert,
+}
 
 /// Live alert events: `alert.created`, `alert.updated` and `alert.escalated`, each as
 /// `event: <type>` with `data: <alert JSON>` and an `id:`, for the patients the caller may read;
@@ -33,7 +62,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
     security(("bearer" = [])),
     params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id (sent by EventSource on reconnect)")),
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream: `AlertStreamEvent` frames, with comment heartbeats", content_type = "text/event-stream", body = AlertStreamEvent),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Counsellors and admins only", body = Problem),
     )

@@ -16,16 +16,21 @@ pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct User {
     /// User id (UUID).
+    #[schema(format = Uuid)]
     pub id: String,
     /// The organisation (clinic) the user belongs to.
+    #[schema(format = Uuid)]
     pub organisation_id: String,
     /// `admin`, `counsellor` or `patient`.
     pub role: Role,
     /// Email address (lower case).
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// Name shown to others.
+    /// Name shown to others (1–100 characters).
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
     /// IANA timezone; a patient's local dates are reckoned in it.
+    #[schema(value_type = super::vocabulary::Timezone)]
     pub timezone: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,

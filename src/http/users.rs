@@ -21,8 +21,10 @@ pub struct UserQuery {
     /// Only users with this role.
     pub role: Option<Role>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -49,6 +51,7 @@ fn managed(u: accounts::UserRow) -> ManagedUser {
     params(UserQuery),
     responses(
         (status = 200, description = "A page of users", body = Page<ManagedUser>),
+        (status = 400, description = "Bad query parameter (`limit` not from 1 to 200, an unknown `role`, a cursor this API did not give out, an unknown parameter)", body = Problem),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Admins only", body = Problem),
     )
@@ -85,7 +88,7 @@ pub async fn list_users(
     tag = "accounts",
     security(("bearer" = [])),
     request_body = UpdateUser,
-    params(("id" = String, Path, description = "User id")),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = ManagedUser),
         (status = 401, description = "Not signed in", body = Problem),

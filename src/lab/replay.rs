@@ -67,6 +67,7 @@ pub struct ReplayFinding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ReplayAlert {
     /// The patient.
+    #[schema(format = Uuid)]
     pub patient_id: String,
     /// The local date its first finding fired.
     pub opened_on: NaiveDate,

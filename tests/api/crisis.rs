@@ -286,6 +286,27 @@ async fn the_sos_answer_says_the_care_team_was_told() {
 }
 
 #[tokio::test]
+async fn an_sos_press_with_a_null_body_is_a_press() {
+    // The document says the body is optional: none, or `null`, is a press without a message.
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient_in(&counsellor, BERLIN, "aftercare").await;
+    let r = app
+        .send(
+            "POST",
+            "/v1/me/sos",
+            patient.t(),
+            Some(&serde_json::Value::Null),
+        )
+        .await
+        .expect(202);
+    assert_eq!(r.body["care_team_told"], true, "{}", r.text);
+    let sos = alerts_about(&app, &counsellor, &patient, "sos").await;
+    assert_eq!(sos.len(), 1, "and it was: {sos:?}");
+}
+
+#[tokio::test]
 async fn a_slow_slide_over_a_week_is_flagged_before_any_single_day_threshold() {
     let app = spawn_app().await;
     let admin = app.admin().await;
