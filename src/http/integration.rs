@@ -363,10 +363,13 @@ pub struct IntegrationAlert {
     /// Alert id.
     pub id: String,
     /// The rule that raised it.
+    #[schema(value_type = crate::domain::policy::RuleId)]
     pub rule: String,
-    /// `info`, `warning`, `urgent` or `critical`.
+    /// How serious: `info`, `warning`, `high` or `critical`.
+    #[schema(value_type = crate::domain::policy::Severity)]
     pub severity: String,
-    /// `open`, `acknowledged` or `resolved`.
+    /// Where it is in its lifecycle.
+    #[schema(value_type = super::vocabulary::AlertStatus)]
     pub status: String,
     /// The check-in date it concerns.
     pub check_in_date: Option<NaiveDate>,
