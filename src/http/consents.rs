@@ -24,7 +24,7 @@ use crate::store::integrations::IntegrationRow;
 pub struct CategoryInfo {
     /// `wellbeing`, `substance_use`, `withdrawal`, `medication`, `support`, `safety`,
     /// `alerts` or `phase`.
-    #[schema(example = "medication")]
+    #[schema(value_type = super::vocabulary::DataCategory, example = "medication")]
     pub category: &'static str,
     /// What it covers.
     pub description: &'static str,
@@ -70,7 +70,7 @@ pub struct GiveConsent {
     #[schema(format = "uuid")]
     pub integration_id: String,
     /// The categories it may receive; each must be one the app was granted.
-    #[schema(min_items = 1, example = json!(["medication"]))]
+    #[schema(value_type = Vec<super::vocabulary::DataCategory>, min_items = 1, example = json!(["medication"]))]
     pub categories: Vec<String>,
     /// Why the records are disclosed (1–500 characters).
     #[schema(
@@ -90,7 +90,7 @@ pub struct Consent {
     /// Consent id.
     pub id: String,
     /// `active`, `revoked` or `expired` (on the patient's local date).
-    #[schema(example = "active")]
+    #[schema(value_type = super::vocabulary::ConsentStatus, example = "active")]
     pub status: &'static str,
     /// The app it was given to.
     pub integration_id: String,

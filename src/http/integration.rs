@@ -278,6 +278,7 @@ pub struct IntegrationCheckIns {
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
     /// The categories disclosed here.
+    #[schema(value_type = Vec<super::vocabulary::DataCategory>)]
     pub categories: Vec<&'static str>,
     /// The prohibition on redisclosure (42 CFR 2.32).
     pub notice: &'static str,

@@ -140,6 +140,43 @@ vocabulary! {
     ReaderType {
         /// A member of the clinic's staff.
         Staff = "staff",
+        /// A connected app, under the patient's consent.
+        Integration = "integration",
+    }
+}
+
+vocabulary! {
+    /// Where a consent stands, on the patient's local date.
+    ConsentStatus {
+        /// In force: the app may receive what it names.
+        Active = "active",
+        /// Revoked by the patient (or replaced by a newer consent, or its app deleted).
+        Revoked = "revoked",
+        /// Past its last day.
+        Expired = "expired",
+    }
+}
+
+vocabulary! {
+    /// A category of a patient's data: the unit of consent and of an integration's scopes
+    /// (`<category>.read`).
+    DataCategory {
+        /// Craving, mood, sleep, exercise, meals, anxiety, irritability, loneliness, triggers.
+        Wellbeing = "wellbeing",
+        /// Whether substances were used, which, and days since last use.
+        SubstanceUse = "substance_use",
+        /// The SOWS items and the withdrawal score.
+        Withdrawal = "withdrawal",
+        /// Medication taken as prescribed.
+        Medication = "medication",
+        /// Attendance at support groups or therapy.
+        Support = "support",
+        /// Thoughts of self-harm.
+        Safety = "safety",
+        /// Alerts: id, rule, severity, status, dates (never explanations or notes).
+        Alerts = "alerts",
+        /// The treatment phase.
+        Phase = "phase",
     }
 }
 
@@ -233,6 +270,20 @@ mod tests {
         check::<HealthStatus>();
         check::<TokenType>();
         check::<AlertEventType>();
+        check::<ConsentStatus>();
+        check::<DataCategory>();
+    }
+
+    #[test]
+    fn the_documented_categories_are_the_domain_s() {
+        let domain: Vec<&str> = crate::domain::categories::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(DataCategory::WORDS, domain.as_slice());
+        for s in ConsentStatus::WORDS {
+            assert!(["active", "revoked", "expired"].contains(s));
+        }
     }
 
     #[test]
