@@ -629,6 +629,19 @@ pub struct AlertChange {
     pub at: DateTime<Utc>,
 }
 
+impl From<alerts::AlertChangeRow> for AlertChange {
+    fn from(ch: alerts::AlertChangeRow) -> Self {
+        AlertChange {
+            change: ch.change,
+            actor_id: ch.actor_id,
+            severity: ch.severity,
+            status: ch.status,
+            detail: ch.detail,
+            at: utc(ch.created_at),
+        }
+    }
+}
+
 /// Every change to an alert, oldest first: who did what and when.
 #[utoipa::path(
     tag = "alerts",
@@ -660,17 +673,7 @@ pub async fn alert_history(
                 &c,
                 audit::Event::patient("alert.history", &alert.patient_id, "alert", Some(&id)),
             )?;
-            Ok(changes
-                .into_iter()
-                .map(|ch| AlertChange {
-                    change: ch.change,
-                    actor_id: ch.actor_id,
-                    severity: ch.severity,
-                    status: ch.status,
-                    detail: ch.detail,
-                    at: utc(ch.created_at),
-                })
-                .collect())
+            Ok(changes.into_iter().map(AlertChange::from).collect())
         })
         .await;
     let items = result?;

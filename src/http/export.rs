@@ -22,7 +22,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::alerts::{self as alert_views, Alert, AlertChange};
 use super::extract::Query;
-use super::types::utc;
 use crate::auth::Caller;
 use crate::domain::fhir;
 use crate::domain::validation::FieldError;
@@ -228,14 +227,7 @@ fn write(conn: &mut DbConnection, who: &Subject, out: &mut Out) -> Result<(), Ap
         |c, a| {
             let history = alerts::changes(c, &a.id)?
                 .into_iter()
-                .map(|ch| AlertChange {
-                    change: ch.change,
-                    actor_id: ch.actor_id,
-                    severity: ch.severity,
-                    status: ch.status,
-                    detail: ch.detail,
-                    at: utc(ch.created_at),
-                })
+                .map(AlertChange::from)
                 .collect();
             Ok(ExportedAlert {
                 alert: alert_views::view(c, a)?,

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::check_ins::{view as check_in_view, CheckIn};
 use super::consents::{described, CategoryInfo};
 use super::extract::Query;
-use super::pagination::{cursor, PageParams};
+use super::pagination::{cursor, Page, PageParams};
 use super::types::utc;
 use crate::auth::IntegrationCaller;
 use crate::domain::categories::{self, Category};
@@ -337,21 +337,16 @@ pub async fn patient_check_ins(
         limit,
     )
     .await?;
-    let max = usize::try_from(limit).unwrap_or(0);
-    let next = (rows.len() > max)
-        .then(|| {
-            rows.get(max.saturating_sub(1))
-                .map(|r| cursor(&r.date.to_string()))
-        })
-        .flatten();
     let timezone = who.user.timezone.clone();
+    let page = Page::from_rows(
+        rows,
+        limit,
+        |r| r.date.to_string(),
+        |r| disclose_check_in(check_in_view(r, &timezone), &shown),
+    );
     Ok(HttpResponse::Ok().json(IntegrationCheckIns {
-        items: rows
-            .into_iter()
-            .take(max)
-            .map(|r| disclose_check_in(check_in_view(r, &timezone), &shown))
-            .collect(),
-        next_cursor: next,
+        items: page.items,
+        next_cursor: page.next_cursor,
         categories: shown.iter().map(|c| c.as_str()).collect(),
         notice: REDISCLOSURE_NOTICE,
         consent_id: who.consent.id,
@@ -438,13 +433,10 @@ pub async fn patient_alerts(
     let before = query.0.position()?;
     let (who, rows) =
         service::alerts(&state, &integration, path.into_inner(), before, limit).await?;
-    let max = usize::try_from(limit).unwrap_or(0);
-    let next = (rows.len() > max)
-        .then(|| rows.get(max.saturating_sub(1)).map(|r| cursor(&r.id)))
-        .flatten();
+    let page = Page::from_rows(rows, limit, |r| r.id.clone(), alert_view);
     Ok(HttpResponse::Ok().json(IntegrationAlerts {
-        items: rows.into_iter().take(max).map(alert_view).collect(),
-        next_cursor: next,
+        items: page.items,
+        next_cursor: page.next_cursor,
         notice: REDISCLOSURE_NOTICE,
         consent_id: who.consent.id,
     }))
