@@ -14,7 +14,8 @@ pub fn reachable_patient(
     patient_id: &str,
 ) -> Result<PatientRow, ApiError> {
     let patient = patients::find(conn, patient_id)?.ok_or(ApiError::NotFound)?;
-    if patient.organisation_id != caller.organisation_id {
+    // An erased patient is out of everyone's reach: only the audit trail remains.
+    if patient.organisation_id != caller.organisation_id || patient.erased_at.is_some() {
         return Err(ApiError::NotFound);
     }
     let ok = match caller.role {
@@ -27,6 +28,23 @@ pub fn reachable_patient(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// [`reachable_patient`] for a change to the record: a closed account's record is kept
+/// unchanged until it is erased (409).
+pub fn writable_patient(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    patient_id: &str,
+) -> Result<PatientRow, ApiError> {
+    let patient = reachable_patient(conn, caller, patient_id)?;
+    if patient.closed_at.is_some() {
+        return Err(ApiError::Conflict(
+            "The patient's account was closed; the record is kept unchanged until it is erased."
+                .into(),
+        ));
+    }
+    Ok(patient)
 }
 
 /// Who may call a route at all, decided before anything else about the request is read, so a
@@ -149,6 +167,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/v1/me/export", PATIENT),
     ("GET", "/v1/patients/{id}/export", STAFF),
+    ("DELETE", "/v1/me", PATIENT),
+    ("DELETE", "/v1/patients/{id}", ADMIN),
+    ("GET", "/v1/organisation/retention", ADMIN),
+    ("PUT", "/v1/organisation/retention", ADMIN),
     (
         "GET",
         "/v1/integration/webhooks/{id}/deliveries",

@@ -123,7 +123,7 @@ fn draft(mut entry: serde_json::Map<String, serde_json::Value>) -> ImportDraft {
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Counsellors and admins only", body = Problem),
         (status = 404, description = "No such patient within your reach", body = Problem),
-        (status = 409, description = "Some dates already have a check-in (named in `detail`); nothing was imported", body = Problem),
+        (status = 409, description = "Some dates already have a check-in (named in `detail`), or the patient's account was closed; nothing was imported", body = Problem),
         (status = 413, description = "Body larger than 16 MiB", body = Problem),
         (status = 422, description = "Invalid or unknown fields, each named (`check_ins[3].craving`), or more than 5,000 check-ins; nothing was imported", body = Problem),
     )

@@ -9,6 +9,7 @@ pub mod check_ins;
 pub mod consents;
 pub mod deadline;
 pub mod disclosures;
+pub mod erasure;
 pub mod export;
 pub mod extract;
 pub mod fhir;
@@ -127,7 +128,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(integration::delete_webhook)
                 .service(integration::webhook_deliveries)
                 .service(export::my_export)
-                .service(export::patient_export),
+                .service(export::patient_export)
+                .service(erasure::close_my_account)
+                .service(erasure::erase_patient)
+                .service(erasure::get_retention)
+                .service(erasure::put_retention),
         );
 }
 

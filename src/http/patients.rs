@@ -75,6 +75,11 @@ pub struct PatientDetail {
     pub last_check_in_date: Option<NaiveDate>,
     /// When the patient enrolled.
     pub created_at: DateTime<Utc>,
+    /// When the account was closed (erasure asked for); null while it is open. A closed
+    /// account's record is kept unchanged until `erasure_due_at`, then erased.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When the clinical content of a closed account will be erased.
+    pub erasure_due_at: Option<DateTime<Utc>>,
 }
 
 /// Builds a patient's detail view (the caller's reach already checked).
@@ -112,6 +117,8 @@ pub fn detail(conn: &mut DbConnection, patient_id: &str) -> Result<PatientDetail
         enrolment_last_use_date: p.enrolment_last_use_on,
         last_check_in_date: p.last_check_in_on,
         created_at: utc(p.created_at),
+        closed_at: p.closed_at.map(utc),
+        erasure_due_at: p.erasure_due_at.map(utc),
     })
 }
 
@@ -177,6 +184,7 @@ pub struct CareTeamRequest {
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Admins only", body = Problem),
         (status = 404, description = "No such patient in your organisation", body = Problem),
+        (status = 409, description = "The patient's account was closed (the record is kept unchanged until it is erased)", body = Problem),
         (status = 422, description = "A listed user is not a counsellor of your organisation", body = Problem),
     )
 )]
@@ -492,6 +500,7 @@ pub struct UpdatePatient {
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Counsellors and admins only", body = Problem),
         (status = 404, description = "No such patient within your reach", body = Problem),
+        (status = 409, description = "The patient's account was closed (the record is kept unchanged until it is erased)", body = Problem),
         (status = 422, description = "Invalid phase or date", body = Problem),
     )
 )]
@@ -515,7 +524,7 @@ pub async fn patch_patient(
     let result = state
         .store
         .transaction(move |conn| -> Result<PatientDetail, ApiError> {
-            policy::reachable_patient(conn, &c, &id)?;
+            policy::writable_patient(conn, &c, &id)?;
             let tz = users::find_user(conn, &id)?
                 .map(|u| u.timezone)
                 .unwrap_or_default();

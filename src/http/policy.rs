@@ -153,6 +153,7 @@ pub async fn get_patient_policy(
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Counsellors and admins only", body = Problem),
         (status = 404, description = "No such patient within your reach", body = Problem),
+        (status = 409, description = "The patient's account was closed (the record is kept unchanged until it is erased)", body = Problem),
         (status = 422, description = "Invalid overrides", body = Problem),
     )
 )]
@@ -170,7 +171,7 @@ pub async fn put_patient_policy(
     let result = state
         .store
         .transaction(move |conn| -> Result<PatientPolicy, ApiError> {
-            let p = policy::reachable_patient(conn, &c, &id)?;
+            let p = policy::writable_patient(conn, &c, &id)?;
             let org = accounts::find_organisation(conn, &p.organisation_id)?;
             let effective = organisation_policy(&org).merged(&overrides);
             effective.validate().map_err(ApiError::Validation)?;

@@ -94,6 +94,7 @@ pub async fn list_users(
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "Admins only", body = Problem),
         (status = 404, description = "No such user in your organisation", body = Problem),
+        (status = 409, description = "A closed patient account cannot be enabled again", body = Problem),
         (status = 422, description = "Invalid field", body = Problem),
     )
 )]
@@ -120,6 +121,14 @@ pub async fn update_user(
                 .filter(|u| u.organisation_id == caller.organisation_id)
                 .ok_or(ApiError::NotFound)?;
             let now = store::now();
+            if disabled == Some(false)
+                && user.disabled
+                && crate::store::patients::find(conn, &id)?.is_some_and(|p| p.closed_at.is_some())
+            {
+                return Err(ApiError::Conflict(
+                    "The patient's account was closed; it cannot be enabled again.".into(),
+                ));
+            }
             if let Some(d) = disabled {
                 accounts::update_user(
                     conn,

@@ -427,6 +427,10 @@ fn enrol_patient(
             missed_check_due_at: None,
             created_at: now,
             country: None,
+            closed_at: None,
+            closed_by: None,
+            erasure_due_at: None,
+            erased_at: None,
         },
         &first,
     )?;
@@ -640,28 +644,18 @@ pub async fn logout(state: &AppState, token: String) -> Result<(), ApiError> {
         .await
 }
 
-/// Changes the caller's password and ends every session.
-pub async fn change_password(
+/// Checks the signed-in user's current password before a sensitive change. Guessing it with a
+/// stolen access token is throttled like a sign-in, on the same counters: a wrong guess counts
+/// against the account from this network, is audited as `failed_action` and is a 422 on
+/// `field`. Returns the throttle keys, for the caller to clear on success.
+pub async fn check_current_password(
     state: &AppState,
     caller: &Caller,
-    current: String,
-    new: String,
+    user: &UserRow,
+    password: String,
+    (field, failed_action): (&'static str, &'static str),
     client_ip: &str,
-) -> Result<(), ApiError> {
-    let id = caller.user_id.clone();
-    let user = state
-        .store
-        .run(move |conn| accounts::find_user(conn, &id).map_err(ApiError::from))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let context = [
-        user.email.split('@').next().unwrap_or(""),
-        user.display_name.as_str(),
-    ];
-    crate::auth::password::check_policy("new_password", &new, &context)
-        .map_err(|e| ApiError::Validation(vec![e]))?;
-    // Guessing the current password with a stolen access token is throttled like a sign-in,
-    // on the same counters: wrong guesses count against the account from this network.
+) -> Result<throttle::Keys, ApiError> {
     let keys = throttle::Keys::new(&user.email, client_ip);
     let limits = throttle::Limits::of(state);
     let _turn = state.sign_in_turns.turn(&user.email).await;
@@ -677,7 +671,7 @@ pub async fn change_password(
     }
     if !state
         .hasher
-        .verify(current, Some(user.password_hash.clone()))
+        .verify(password, Some(user.password_hash.clone()))
         .await?
     {
         let (c, k) = (caller.clone(), keys.clone());
@@ -689,7 +683,7 @@ pub async fn change_password(
                     conn,
                     &c,
                     audit::Event {
-                        action: "account.password_change_failed",
+                        action: failed_action,
                         patient_id: None,
                         target_type: Some("user"),
                         target_id: Some(&c.user_id),
@@ -699,8 +693,45 @@ pub async fn change_password(
                 Ok(())
             })
             .await?;
-        return Err(ApiError::field("current_password", "is incorrect"));
+        return Err(ApiError::field(field, "is incorrect"));
     }
+    Ok(keys)
+}
+
+/// The caller's own user row.
+pub(crate) async fn caller_user(state: &AppState, caller: &Caller) -> Result<UserRow, ApiError> {
+    let id = caller.user_id.clone();
+    state
+        .store
+        .run(move |conn| accounts::find_user(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Changes the caller's password and ends every session.
+pub async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    current: String,
+    new: String,
+    client_ip: &str,
+) -> Result<(), ApiError> {
+    let user = caller_user(state, caller).await?;
+    let context = [
+        user.email.split('@').next().unwrap_or(""),
+        user.display_name.as_str(),
+    ];
+    crate::auth::password::check_policy("new_password", &new, &context)
+        .map_err(|e| ApiError::Validation(vec![e]))?;
+    let keys = check_current_password(
+        state,
+        caller,
+        &user,
+        current,
+        ("current_password", "account.password_change_failed"),
+        client_ip,
+    )
+    .await?;
     let hash = state.hasher.hash(new).await?;
     let caller = caller.clone();
     state
@@ -738,12 +769,7 @@ pub async fn change_email(
     current_password: String,
     new_email: String,
 ) -> Result<(), ApiError> {
-    let id = caller.user_id.clone();
-    let user = state
-        .store
-        .run(move |conn| accounts::find_user(conn, &id).map_err(ApiError::from))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let user = caller_user(state, caller).await?;
     let acct_key = format!("acct:{}", user.email);
     let email_key = format!("email-change:{}", user.id);
     let (keys, window) = ((acct_key.clone(), email_key), throttle_window(state));
@@ -1069,7 +1095,7 @@ pub async fn set_care_team(
     state
         .store
         .transaction(move |conn| -> Result<Vec<CareTeamRow>, ApiError> {
-            crate::auth::policy::reachable_patient(conn, &caller, &patient_id)?;
+            crate::auth::policy::writable_patient(conn, &caller, &patient_id)?;
             let mut errors = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 match accounts::find_user(conn, id)? {

@@ -650,24 +650,60 @@ pub fn resolve(
         alert.acknowledged_at = Some(now);
         alert.acknowledged_by = Some(caller.user_id.clone());
     }
+    mark_resolved(conn, &mut alert, &caller.user_id, outcome, note, now)?;
+    queue(conn, settings, &alert, events::UPDATED, false, now)?;
+    Ok(alert)
+}
+
+/// The note an alert gets when it is closed with its patient's account.
+pub const CLOSED_WITH_ACCOUNT: &str = "Resolved when the patient's account was closed.";
+
+/// Resolves an unresolved alert because its patient's account was closed (by `actor`): the
+/// change is recorded and the live feed told, so dashboards drop it, but nothing is sent out
+/// (the patient's pending deliveries are dropped with the account).
+pub fn close_with_account(
+    conn: &mut DbConnection,
+    mut alert: AlertRow,
+    actor: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    mark_resolved(
+        conn,
+        &mut alert,
+        actor,
+        "other".into(),
+        CLOSED_WITH_ACCOUNT.into(),
+        now,
+    )?;
+    alerts::feed(
+        conn,
+        &alert.organisation_id,
+        &alert.id,
+        events::UPDATED,
+        now,
+    )?;
+    Ok(())
+}
+
+/// Marks the alert resolved by `actor` with `outcome` and `note`, stops its escalation, stores
+/// it and records the change.
+fn mark_resolved(
+    conn: &mut DbConnection,
+    alert: &mut AlertRow,
+    actor: &str,
+    outcome: String,
+    note: String,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
     alert.status = "resolved".into();
     alert.resolved_at = Some(now);
-    alert.resolved_by = Some(caller.user_id.clone());
+    alert.resolved_by = Some(actor.to_owned());
     alert.outcome = Some(outcome.clone());
     alert.note = Some(note);
     alert.escalation_due_at = None;
     alert.updated_at = now;
-    alerts::save(conn, &alert)?;
-    change(
-        conn,
-        &alert,
-        "resolved",
-        Some(&caller.user_id),
-        Some(outcome),
-        now,
-    )?;
-    queue(conn, settings, &alert, events::UPDATED, false, now)?;
-    Ok(alert)
+    alerts::save(conn, alert)?;
+    change(conn, alert, "resolved", Some(actor), Some(outcome), now)
 }
 
 /// Escalates one alert if it is still open and due; returns whether it did.

@@ -180,7 +180,8 @@ pub fn silence_since_in(patient: &PatientRow, timezone: &str, history: &[PhaseSp
 /// missing (after a discharge) is planned again. A review already past its first finding is
 /// left to the sweep, which re-plans it itself.
 pub fn reschedule_missed_review(conn: &mut DbConnection, patient_id: &str) -> Result<(), ApiError> {
-    let Some(p) = patients::find(conn, patient_id)? else {
+    // A closed account is reviewed no more.
+    let Some(p) = patients::find(conn, patient_id)?.filter(|p| p.closed_at.is_none()) else {
         return Ok(());
     };
     let Some(user) = accounts::find_user(conn, patient_id)? else {
@@ -309,6 +310,16 @@ pub struct Submitted {
     pub crisis_resources: Vec<CrisisResource>,
 }
 
+/// The caller's own patient row, locked for their action (PostgreSQL), unless the account was
+/// closed: a check-in or an SOS racing the closure is refused, never stored after it.
+fn own_open_record(conn: &mut DbConnection, caller: &Caller) -> Result<PatientRow, ApiError> {
+    let patient = patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+    if patient.closed_at.is_some() {
+        return Err(ApiError::Unauthorized("This account was closed.".into()));
+    }
+    Ok(patient)
+}
+
 /// Stores a check-in, evaluates it, raises alerts, queues deliveries and audits, at once.
 pub async fn submit(
     state: &AppState,
@@ -362,8 +373,7 @@ async fn submit_once(
                     .min(store::now()),
                 None => store::now(),
             };
-            let patient =
-                patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            let patient = own_open_record(conn, &caller)?;
             let today = today.unwrap_or_else(|| local_today(&caller.timezone));
             check_date_window(date, today).map_err(|e| ApiError::Validation(vec![e]))?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
@@ -684,8 +694,7 @@ async fn sos_once(
             }
             let now = store::now();
             // Locked like a check-in, so one patient's actions reach their episode in turn.
-            let patient =
-                patients::find_for_update(conn, &caller.user_id)?.ok_or(ApiError::Forbidden)?;
+            let patient = own_open_record(conn, &caller)?;
             let org = accounts::find_organisation(conn, &patient.organisation_id)?;
             let policy = organisation_policy(&org).merged(&patient_overrides(&patient));
             let finding = risk::sos_finding(message.as_deref());

@@ -68,7 +68,7 @@ pub async fn import(
     state
         .store
         .transaction(move |conn| -> Result<Imported, ApiError> {
-            let reached = policy::reachable_patient(conn, &caller, &patient_id)?;
+            let reached = policy::writable_patient(conn, &caller, &patient_id)?;
             if let Some(k) = &key {
                 if let Some(body) = idempotency::replay(conn, &caller.user_id, k)? {
                     return serde_json::from_str(&body).map_err(ApiError::internal);

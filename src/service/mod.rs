@@ -9,6 +9,7 @@ pub mod audit;
 pub mod check_ins;
 pub mod consents;
 pub mod disclosures;
+pub mod erasure;
 pub mod export;
 pub mod idempotency;
 pub mod import;

@@ -204,8 +204,11 @@ pub async fn escalations_once(state: &AppState) -> Result<usize, ApiError> {
 const FEED_RETENTION: TimeDelta = TimeDelta::days(7);
 
 /// Deletes what has outlived its use: spent login-throttle counters, refresh tokens long
-/// expired, old live-feed entries, expired two-step sign-ins. Returns how many rows went.
+/// expired, old live-feed entries, expired two-step sign-ins; and erases the clinical content
+/// of closed accounts whose retention delay has run out. Returns how many rows (and patients)
+/// went.
 pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
+    let erased = super::erasure::erase_due_once(state, store::now()).await?;
     let window = TimeDelta::from_std(state.settings.login_window).unwrap_or(TimeDelta::hours(1));
     let refresh_ttl =
         TimeDelta::from_std(state.settings.refresh_token_ttl).unwrap_or(TimeDelta::days(30));
@@ -221,6 +224,7 @@ pub async fn housekeeping_once(state: &AppState) -> Result<usize, ApiError> {
                 + crate::store::mfa::prune_challenges(conn, now)?)
         })
         .await
+        .map(|pruned| pruned + erased)
 }
 
 /// Runs the missed-check-in sweep every `interval`, and the escalation sweep at least every

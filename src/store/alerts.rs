@@ -3,7 +3,9 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{alert_changes, alert_feed, alerts, care_team_members, outbox, webhooks};
+use super::schema::{
+    alert_changes, alert_feed, alerts, care_team_members, outbox, patients, webhooks,
+};
 use super::{DbConnection, StoreResult};
 
 /// A stored alert.
@@ -264,6 +266,14 @@ pub fn list(
             );
         }
     }
+    // An erased patient's alerts are kept (who, what, when) but listed to nobody.
+    q = q.filter(diesel::dsl::not(
+        alerts::patient_id.eq_any(
+            patients::table
+                .filter(patients::erased_at.is_not_null())
+                .select(patients::user_id),
+        ),
+    ));
     if !filter.statuses.is_empty() {
         q = q.filter(alerts::status.eq_any(filter.statuses.clone()));
     }

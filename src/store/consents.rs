@@ -168,3 +168,18 @@ pub fn revoke_for_integration(
     .execute(conn)?;
     Ok(())
 }
+
+/// Revokes every unrevoked consent of a patient (their account was closed).
+pub fn revoke_all_of_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    at: NaiveDateTime,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        consents::table
+            .filter(consents::patient_id.eq(patient_id))
+            .filter(consents::revoked_at.is_null()),
+    )
+    .set(consents::revoked_at.eq(Some(at)))
+    .execute(conn)?)
+}

@@ -147,10 +147,12 @@ impl Manager {
                 let mut conn = diesel::SqliteConnection::establish(&path)?;
                 // Durability over speed: a saved check-in must survive power loss. WAL lets
                 // readers proceed during the single writer; busy_timeout queues writers
-                // instead of failing them.
+                // instead of failing them. secure_delete overwrites deleted content, so an
+                // erased patient's check-ins do not linger in the file's free pages.
                 conn.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                     PRAGMA secure_delete = ON;",
                 )
                 .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))
@@ -462,6 +464,7 @@ pub mod check_ins;
 pub mod consents;
 pub mod deliveries;
 pub mod disclosures;
+pub mod erasure;
 pub mod idempotency;
 pub mod integrations;
 pub mod invitations;

@@ -23,6 +23,14 @@ pub struct PatientRow {
     pub created_at: NaiveDateTime,
     /// ISO 3166-1 alpha-2, for crisis resources; `None`: the country of the timezone.
     pub country: Option<String>,
+    /// When the account was closed (erasure asked for); `None` while it is open.
+    pub closed_at: Option<NaiveDateTime>,
+    /// Who closed it: the patient, or the admin who erased them.
+    pub closed_by: Option<String>,
+    /// When the housekeeping erases the clinical content (closure + the retention delay).
+    pub erasure_due_at: Option<NaiveDateTime>,
+    /// When the clinical content was erased; the patient is then out of everyone's reach.
+    pub erased_at: Option<NaiveDateTime>,
 }
 
 /// One entry of the phase history.
@@ -200,7 +208,8 @@ pub fn ids_for_counsellor(
         .load(conn)?)
 }
 
-/// Patients of an organisation with their user rows, optionally only these ids.
+/// The open accounts among an organisation's patients with their user rows, optionally only
+/// these ids (closed accounts are in no caseload, sweep or backtest).
 pub fn list_with_users(
     conn: &mut DbConnection,
     organisation_id: &str,
@@ -209,6 +218,7 @@ pub fn list_with_users(
     let mut q = patients::table
         .inner_join(users::table)
         .filter(patients::organisation_id.eq(organisation_id.to_owned()))
+        .filter(patients::closed_at.is_null())
         .into_boxed();
     if let Some(ids) = only {
         q = q.filter(patients::user_id.eq_any(ids));
@@ -231,6 +241,7 @@ pub fn claim_due(
 ) -> StoreResult<Vec<PatientRow>> {
     let q = patients::table
         .filter(patients::missed_check_due_at.le(now))
+        .filter(patients::closed_at.is_null())
         .order(patients::missed_check_due_at.asc())
         .limit(limit);
     Ok(match conn {

@@ -9,6 +9,7 @@ diesel::table! {
         crisis_resources -> Nullable<Text>,
         created_at -> Timestamp,
         staff_mfa -> Text,
+        erasure_delay_days -> Integer,
     }
 }
 
@@ -42,6 +43,10 @@ diesel::table! {
         missed_check_due_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         country -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        closed_by -> Nullable<Text>,
+        erasure_due_at -> Nullable<Timestamp>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 

@@ -12,6 +12,7 @@ mod delivery;
 mod demo;
 mod disclosures;
 mod episodes;
+mod erasure;
 mod export;
 mod foundation;
 mod hardening;
