@@ -13,12 +13,12 @@ use super::backoff;
 use super::email::{alert_notice_text, Mailer};
 use super::webhook::{Verdict, WebhookClient};
 use crate::error::ApiError;
-use crate::service::integration_reads::{alert_delivery_consent, record_webhook_disclosure};
+use crate::service::integration_reads::{
+    event_delivery_consent, record_webhook_disclosure, EventConsent,
+};
 use crate::state::AppState;
 use crate::store::alerts::OutboxRow;
-use crate::store::consents::ConsentRow;
 use crate::store::deliveries::{self, AttemptRow, Finish};
-use crate::store::integrations::IntegrationRow;
 use crate::store::{self};
 
 /// How long a claimed item stays reserved for its worker: longer than the slowest send can
@@ -57,9 +57,9 @@ struct Result3 {
     status: Option<u16>,
     error: Option<String>,
     duration_ms: u64,
-    /// For an integration's webhook, the integration and the consent the delivery relied
-    /// on: recorded as a disclosure once delivered.
-    disclosure: Option<(IntegrationRow, ConsentRow)>,
+    /// For an integration's webhook, the integration, the consent the delivery relied on and
+    /// what it disclosed: recorded as a disclosure once delivered.
+    disclosure: Option<EventConsent>,
 }
 
 impl Worker {
@@ -161,8 +161,8 @@ impl Worker {
                 };
                 deliveries::finish(conn, &item, &worker, &f, &attempt, now)?;
                 if status == "delivered" {
-                    if let Some((integration, consent)) = &outcome.disclosure {
-                        record_webhook_disclosure(conn, integration, consent, &item.event_type)?;
+                    if let Some(sent) = &outcome.disclosure {
+                        record_webhook_disclosure(conn, sent, &item.event_type)?;
                     }
                 }
                 if gone {
@@ -179,7 +179,11 @@ impl Worker {
     }
 
     async fn send_webhook(&self, item: &OutboxRow) -> Result<Result3, ApiError> {
-        let (target, alert_id) = (item.target.clone(), item.alert_id.clone());
+        let (target, patient, event) = (
+            item.target.clone(),
+            item.patient_id.clone(),
+            item.event_type.clone(),
+        );
         let (hook, consent) = self
             .state
             .store
@@ -188,14 +192,10 @@ impl Worker {
                 // An integration's: the patient's consent is checked again now (SPEC §9).
                 let consent = match hook.as_ref().and_then(|h| h.integration_id.clone()) {
                     None => None,
-                    Some(integration) => {
-                        let patient =
-                            crate::store::alerts::find(conn, &alert_id)?.map(|a| a.patient_id);
-                        match patient {
-                            Some(p) => Some(alert_delivery_consent(conn, &integration, &p)?),
-                            None => Some(None),
-                        }
-                    }
+                    Some(integration) => match patient {
+                        Some(p) => Some(event_delivery_consent(conn, &integration, &p, &event)?),
+                        None => Some(None),
+                    },
                 };
                 Ok((hook, consent))
             })
@@ -224,7 +224,7 @@ impl Worker {
         // A disclosure to an integration carries the prohibition on redisclosure and the
         // consent it relied on (42 CFR 2.32), like every answer of its read routes.
         let body = match consent.as_ref().and_then(|c| c.as_ref()) {
-            Some((_, c)) => with_notice(&item.payload, &c.id),
+            Some(c) => with_notice(&item.payload, &c.consent.id),
             None => item.payload.clone(),
         };
         // The same webhook-id on every attempt lets receivers drop duplicates.

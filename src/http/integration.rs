@@ -449,8 +449,9 @@ pub struct CreateIntegrationWebhook {
     /// Where to POST events: `https://` (or `http://`) on a public address.
     #[schema(example = "https://reminders.example.com/aftercare/events")]
     pub url: String,
-    /// `alert.created`, `alert.updated` and/or `alert.escalated`.
-    #[schema(min_items = 1, example = json!(["alert.created"]))]
+    /// `alert.created`, `alert.updated` and/or `alert.escalated` (with `alerts.read`);
+    /// `check_in.submitted` (with the scope of at least one check-in category).
+    #[schema(value_type = Vec<super::vocabulary::IntegrationEventType>, min_items = 1, example = json!(["alert.created", "check_in.submitted"]))]
     pub events: Vec<String>,
 }
 
@@ -463,11 +464,15 @@ pub struct IntegrationWebhooks {
     pub next_cursor: Option<String>,
 }
 
-/// Subscribe to alert events about the patients who consented to you with the `alerts`
-/// category (integrations with `alerts.read`). Deliveries are signed like the
-/// organisation's (Standard Webhooks) and carry ids, rule and severity only; the consent is
-/// checked again when each is sent, and a delivery whose consent lapsed is dropped. Each
-/// delivery is recorded in the patient's accounting of disclosures.
+/// Subscribe to events about the patients who consented to you: alert events (`alert.*`)
+/// need the `alerts` category in both the consent and your scopes, and carry ids, rule and
+/// severity only; `check_in.submitted` (a check-in stored or corrected) needs at least one
+/// check-in category (wellbeing, substance_use, withdrawal, medication, support, safety) in
+/// both, and carries the patient id and the check-in's date only — read its answers, filtered
+/// by your consent, at `/v1/integration/patients/{id}/check-ins`. Deliveries are signed like
+/// the organisation's (Standard Webhooks) and carry the Part 2 notice and the consent id; the
+/// consent is checked again when each is sent, and a delivery whose consent lapsed is
+/// dropped. Each delivery is recorded in the patient's accounting of disclosures.
 #[utoipa::path(
     tag = "integration",
     security(("integration" = [])),
@@ -475,7 +480,7 @@ pub struct IntegrationWebhooks {
     responses(
         (status = 201, description = "Registered; the signing secret is shown once", body = super::webhooks::CreatedWebhook),
         (status = 401, description = "No valid integration token", body = Problem),
-        (status = 403, description = "Integration tokens with alerts.read only", body = Problem),
+        (status = 403, description = "Integration tokens only; an event whose category the token's scopes do not hold (named)", body = Problem),
         (status = 422, description = "A refused URL or unknown event, named", body = Problem),
     )
 )]
@@ -486,11 +491,12 @@ pub async fn create_webhook(
     body: super::extract::Json<CreateIntegrationWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     // The caller's rights before the body's rules.
-    crate::service::integration_webhooks::require_alerts(&integration)?;
+    crate::service::integration_webhooks::require_some_event(&integration)?;
     let b = body.0;
     let events = super::webhooks::check_subscription(
         &b.url,
         b.events,
+        &crate::service::alerts::events::INTEGRATION,
         state.settings.webhook_allow_private_networks,
     )
     .await?;

@@ -80,6 +80,20 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// An event an integration's webhook may subscribe to.
+    IntegrationEventType {
+        /// A new alert about a consenting patient (needs `alerts`).
+        Created = "alert.created",
+        /// One of their alerts changed (needs `alerts`).
+        Updated = "alert.updated",
+        /// One of their alerts was escalated (needs `alerts`).
+        Escalated = "alert.escalated",
+        /// They submitted or corrected a check-in (needs a check-in category).
+        CheckInSubmitted = "check_in.submitted",
+    }
+}
+
+vocabulary! {
     /// The role a staff member acted in.
     StaffRole {
         /// A counsellor.
@@ -270,6 +284,7 @@ mod tests {
         check::<HealthStatus>();
         check::<TokenType>();
         check::<AlertEventType>();
+        check::<IntegrationEventType>();
         check::<ConsentStatus>();
         check::<DataCategory>();
     }
@@ -307,6 +322,14 @@ mod tests {
                 crate::service::alerts::events::ESCALATED,
             ]
             .as_slice()
+        );
+        assert_eq!(
+            AlertEventType::WORDS,
+            crate::service::alerts::events::ALL.as_slice()
+        );
+        assert_eq!(
+            IntegrationEventType::WORDS,
+            crate::service::alerts::events::INTEGRATION.as_slice()
         );
         for r in InvitationRole::WORDS.iter().chain(StaffRole::WORDS) {
             assert!(crate::auth::Role::parse(r).is_some(), "{r}");

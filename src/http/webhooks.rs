@@ -26,6 +26,7 @@ pub struct CreateWebhook {
     /// private, link-local and similar addresses are refused.
     pub url: String,
     /// Event types to receive: `alert.created`, `alert.updated`, `alert.escalated`.
+    #[schema(value_type = Vec<super::vocabulary::AlertEventType>, min_items = 1)]
     pub events: Vec<String>,
 }
 
@@ -69,11 +70,12 @@ pub fn view(w: WebhookRow) -> Webhook {
 }
 
 /// Checks a webhook subscription: a URL the server may call (syntax, and where it resolves:
-/// no private or loopback address unless allowed) and known event types. The events sorted,
-/// without duplicates, on success.
+/// no private or loopback address unless allowed) and event types among `allowed`. The events
+/// sorted, without duplicates, on success.
 pub async fn check_subscription(
     url: &str,
     mut evs: Vec<String>,
+    allowed: &[&str],
     allow_private: bool,
 ) -> Result<Vec<String>, ApiError> {
     let mut errors = Vec::new();
@@ -89,10 +91,10 @@ pub async fn check_subscription(
         errors.push(FieldError::new("events", "must name at least one event"));
     }
     for (i, e) in evs.iter().enumerate() {
-        if !events::ALL.contains(&e.as_str()) {
+        if !allowed.contains(&e.as_str()) {
             errors.push(FieldError::new(
                 format!("events[{i}]"),
-                "must be alert.created, alert.updated or alert.escalated",
+                format!("must be one of {}", allowed.join(", ")),
             ));
         }
     }
@@ -133,6 +135,7 @@ pub async fn create_webhook(
     let evs = check_subscription(
         &b.url,
         b.events,
+        &events::ALL,
         state.settings.webhook_allow_private_networks,
     )
     .await?;
@@ -297,8 +300,8 @@ pub struct Delivery {
     pub id: String,
     /// The event type.
     pub event_type: String,
-    /// The alert it concerns.
-    pub alert_id: String,
+    /// The alert it concerns; null for a `check_in.submitted` event (integrations' webhooks).
+    pub alert_id: Option<String>,
     /// `pending` (will be attempted or retried), `delivered` or `dead` (dead-lettered).
     pub status: String,
     /// Attempts made.

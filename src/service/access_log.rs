@@ -31,6 +31,10 @@ pub const READS: &[(&str, &str)] = &[
     ("export.read", "your complete record, exported"),
     ("alert.webhook", "an alert, sent to an app"),
     (
+        "check_in.webhook",
+        "that you checked in (the date, not your answers), sent to an app",
+    ),
+    (
         "patient.list",
         "name and consent, in an app's list of consenting patients",
     ),

@@ -20,8 +20,12 @@ pub mod events {
     pub const UPDATED: &str = "alert.updated";
     /// An alert went unacknowledged too long and was escalated.
     pub const ESCALATED: &str = "alert.escalated";
-    /// All of them.
+    /// A patient submitted (or corrected) a check-in: for integrations' webhooks only.
+    pub const CHECK_IN_SUBMITTED: &str = "check_in.submitted";
+    /// The alert events (the live stream and the organisation's webhooks).
     pub const ALL: [&str; 3] = [CREATED, UPDATED, ESCALATED];
+    /// What an integration's webhook may subscribe to.
+    pub const INTEGRATION: [&str; 4] = [CREATED, UPDATED, ESCALATED, CHECK_IN_SUBMITTED];
 }
 
 /// The stored rank of a severity, so the database can order by it.
@@ -487,10 +491,11 @@ fn consented_integration_hooks(
         let ok = match decided.iter().find(|(i, _)| *i == integration) {
             Some((_, ok)) => *ok,
             None => {
-                let ok = crate::service::integration_reads::alert_delivery_consent(
+                let ok = crate::service::integration_reads::event_delivery_consent(
                     conn,
                     &integration,
                     &alert.patient_id,
+                    events::CREATED,
                 )?
                 .is_some();
                 decided.push((integration, ok));
@@ -568,25 +573,18 @@ fn outbox_row(
     payload: &str,
     now: NaiveDateTime,
 ) -> OutboxRow {
-    OutboxRow {
-        id: store::new_id(),
-        organisation_id: alert.organisation_id.clone(),
-        alert_id: alert.id.clone(),
-        event_type: event_type.to_owned(),
-        channel: channel.to_owned(),
-        target: target.to_owned(),
-        payload: payload.to_owned(),
-        status: "pending".into(),
-        attempts: 0,
-        next_attempt_at: now,
-        locked_until: None,
-        locked_by: None,
-        last_status_code: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-        delivered_at: None,
-    }
+    OutboxRow::pending(
+        alerts::NewDelivery {
+            organisation_id: &alert.organisation_id,
+            alert_id: Some(&alert.id),
+            patient_id: &alert.patient_id,
+            event_type,
+            channel,
+            target,
+            payload,
+        },
+        now,
+    )
 }
 
 /// Acknowledges an open alert.

@@ -545,6 +545,15 @@ async fn submit_once(
                 &caller,
                 audit::Event::patient("check_in.write", &caller.user_id, "check_in", Some(&row.id)),
             )?;
+            // Integrations subscribed to check-ins hear of it, under the patient's consent.
+            crate::service::integration_webhooks::queue_check_in(
+                conn,
+                &patient.organisation_id,
+                &patient.user_id,
+                date,
+                previous.is_some(),
+                now,
+            )?;
             let crisis = if risk::needs_crisis_resources(&findings) {
                 crisis_resources(&org, &patient, &caller.timezone)
             } else {

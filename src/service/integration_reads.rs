@@ -333,22 +333,53 @@ pub async fn alerts(
         .await
 }
 
-/// What an alert delivery to an integration about a patient relies on when it is queued and
-/// again when it is sent: the integration active with the `alerts` scope, and the patient's
-/// active consent to it naming `alerts`. `None`: the delivery must not go out.
-pub fn alert_delivery_consent(
+/// The categories an event of `event_type` discloses, given what consent ∩ scopes allows: an
+/// alert event the `alerts` category; `check_in.submitted` (the fact and date of a check-in)
+/// the check-in categories allowed, at least one. Empty: the event must not go out.
+pub fn event_categories(event_type: &str, allowed: &BTreeSet<Category>) -> BTreeSet<Category> {
+    if event_type == crate::service::alerts::events::CHECK_IN_SUBMITTED {
+        allowed
+            .iter()
+            .copied()
+            .filter(|c| !c.check_in_fields().is_empty())
+            .collect()
+    } else {
+        allowed
+            .iter()
+            .copied()
+            .filter(|c| *c == Category::Alerts)
+            .collect()
+    }
+}
+
+/// What a webhook delivery to an integration relies on: the integration, the patient's consent
+/// and the categories the event discloses under it.
+#[derive(Debug, Clone)]
+pub struct EventConsent {
+    /// The integration, active.
+    pub integration: IntegrationRow,
+    /// The patient's active consent to it.
+    pub consent: ConsentRow,
+    /// What the event discloses (never empty).
+    pub categories: BTreeSet<Category>,
+}
+
+/// What a delivery of `event_type` to an integration about a patient relies on when it is
+/// queued and again when it is sent: the integration active, and the patient's active consent
+/// to it, with the event's categories (see [`event_categories`]) both consented and in the
+/// integration's scopes. `None`: the delivery must not go out.
+pub fn event_delivery_consent(
     conn: &mut DbConnection,
     integration_id: &str,
     patient_id: &str,
-) -> Result<Option<(IntegrationRow, ConsentRow)>, ApiError> {
+    event_type: &str,
+) -> Result<Option<EventConsent>, ApiError> {
     let Some(integration) = integrations::find(conn, integration_id)?.filter(|i| i.is_active())
     else {
         return Ok(None);
     };
-    if !categories::parse_scopes(&integration.scopes)
-        .unwrap_or_default()
-        .contains(&Category::Alerts)
-    {
+    let scopes = categories::parse_scopes(&integration.scopes).unwrap_or_default();
+    if event_categories(event_type, &scopes).is_empty() {
         return Ok(None);
     }
     let Some(user) = accounts::find_user(conn, patient_id)?
@@ -357,19 +388,29 @@ pub fn alert_delivery_consent(
         return Ok(None);
     };
     let today = local_today(&user.timezone);
-    let consent = consents::active_for(conn, &integration.id, patient_id, today)?
-        .filter(|c| categories::from_stored(&c.categories).contains(&Category::Alerts));
-    Ok(consent.map(|c| (integration, c)))
+    let Some(consent) = consents::active_for(conn, &integration.id, patient_id, today)? else {
+        return Ok(None);
+    };
+    let allowed: BTreeSet<Category> = categories::from_stored(&consent.categories)
+        .intersection(&scopes)
+        .copied()
+        .collect();
+    let shown = event_categories(event_type, &allowed);
+    Ok((!shown.is_empty()).then_some(EventConsent {
+        integration,
+        consent,
+        categories: shown,
+    }))
 }
 
-/// Records an alert delivered to an integration's webhook in the patient's accounting of
+/// Records an event delivered to an integration's webhook in the patient's accounting of
 /// disclosures, with its audit record.
 pub fn record_webhook_disclosure(
     conn: &mut DbConnection,
-    integration: &IntegrationRow,
-    consent: &ConsentRow,
+    sent: &EventConsent,
     event_type: &str,
 ) -> Result<(), ApiError> {
+    let (integration, consent) = (&sent.integration, &sent.consent);
     disclosures::insert(
         conn,
         &DisclosureRow {
@@ -380,24 +421,24 @@ pub fn record_webhook_disclosure(
             recipient_name: integration.name.clone(),
             recipient_affiliation: None,
             nature: None,
-            categories: Category::Alerts.as_str().to_owned(),
+            categories: categories::stored(&sent.categories),
             what: Some(format!("webhook {event_type}")),
             consent_id: Some(consent.id.clone()),
             recorded_by: None,
             disclosed_at: db::now(),
         },
     )?;
+    let (action, resource) = if event_type == crate::service::alerts::events::CHECK_IN_SUBMITTED {
+        ("check_in.webhook", "check_in")
+    } else {
+        ("alert.webhook", "alert")
+    };
     audit::record_integration(
         conn,
         &integration.organisation_id,
         &integration.id,
         None,
-        audit::Event::patient(
-            "alert.webhook",
-            &consent.patient_id,
-            "alert",
-            Some(&consent.id),
-        ),
+        audit::Event::patient(action, &consent.patient_id, resource, Some(&consent.id)),
     )?;
     Ok(())
 }

@@ -62,7 +62,10 @@ pub struct AlertChangeRow {
 pub struct OutboxRow {
     pub id: String,
     pub organisation_id: String,
-    pub alert_id: String,
+    /// The alert an alert event is about; `None` for check-in events.
+    pub alert_id: Option<String>,
+    /// The patient the event is about.
+    pub patient_id: Option<String>,
     pub event_type: String,
     pub channel: String,
     pub target: String,
@@ -77,6 +80,44 @@ pub struct OutboxRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// What a new delivery is: its event, about whom, where to and what it says.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    pub organisation_id: &'a str,
+    pub alert_id: Option<&'a str>,
+    pub patient_id: &'a str,
+    pub event_type: &'a str,
+    pub channel: &'a str,
+    pub target: &'a str,
+    pub payload: &'a str,
+}
+
+impl OutboxRow {
+    /// A delivery due now, not yet attempted.
+    pub fn pending(d: NewDelivery<'_>, now: NaiveDateTime) -> Self {
+        Self {
+            id: super::new_id(),
+            organisation_id: d.organisation_id.to_owned(),
+            alert_id: d.alert_id.map(str::to_owned),
+            patient_id: Some(d.patient_id.to_owned()),
+            event_type: d.event_type.to_owned(),
+            channel: d.channel.to_owned(),
+            target: d.target.to_owned(),
+            payload: d.payload.to_owned(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: now,
+            locked_until: None,
+            locked_by: None,
+            last_status_code: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+        }
+    }
 }
 
 /// Which of these patients have an unresolved alert, in one query.

@@ -72,20 +72,16 @@ pub fn lock_out(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> S
     Ok(())
 }
 
-/// Drops the undelivered deliveries about the patient's alerts; returns how many.
+/// Drops the undelivered deliveries about the patient (alerts and check-ins); returns how many.
 pub fn drop_pending_deliveries(
     conn: &mut DbConnection,
     patient_id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<usize> {
     Ok(diesel::update(
-        outbox::table.filter(outbox::status.eq("pending")).filter(
-            outbox::alert_id.eq_any(
-                alerts::table
-                    .filter(alerts::patient_id.eq(patient_id.to_owned()))
-                    .select(alerts::id),
-            ),
-        ),
+        outbox::table
+            .filter(outbox::status.eq("pending"))
+            .filter(outbox::patient_id.eq(patient_id)),
     )
     .set((
         outbox::status.eq("dead"),
@@ -139,7 +135,7 @@ pub fn erase(conn: &mut DbConnection, patient_id: &str, now: NaiveDateTime) -> S
     )
     .set(alert_changes::detail.eq(None::<String>))
     .execute(conn)?;
-    diesel::update(outbox::table.filter(outbox::alert_id.eq_any(of_patient())))
+    diesel::update(outbox::table.filter(outbox::patient_id.eq(patient_id)))
         .set(outbox::payload.eq("{}"))
         .execute(conn)?;
     diesel::delete(idempotency_keys::table.filter(idempotency_keys::user_id.eq(patient_id)))

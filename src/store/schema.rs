@@ -250,7 +250,8 @@ diesel::table! {
     outbox (id) {
         id -> Text,
         organisation_id -> Text,
-        alert_id -> Text,
+        alert_id -> Nullable<Text>,
+        patient_id -> Nullable<Text>,
         event_type -> Text,
         channel -> Text,
         target -> Text,

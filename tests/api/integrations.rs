@@ -1696,3 +1696,154 @@ async fn an_integration_webhook_hears_only_about_consenting_patients_with_consen
         );
     }
 }
+
+#[tokio::test]
+async fn a_check_in_webhook_tells_a_consenting_integration_of_each_check_in_but_not_its_answers() {
+    use crate::receivers::http::HttpSink;
+    use std::time::Duration;
+
+    let sink = HttpSink::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let consenting = app.patient(&counsellor).await;
+    let alerts_only = app.patient(&counsellor).await;
+    let silent = app.patient(&counsellor).await;
+    let i = register(&app, &admin, "PillPal", &["alerts.read", "wellbeing.read"]).await;
+    let tok = token(&app, &i).await;
+    let hook = json!({"url": sink.url("/check-ins"), "events": ["check_in.submitted"]});
+
+    // Check-in events need a check-in category's scope: alerts.read alone is refused, named.
+    let alerts_tok = token_basic(
+        &app,
+        &i.client_id,
+        &i.secret,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "alerts.read"),
+        ],
+    )
+    .await
+    .expect(200);
+    let refused = app
+        .post(
+            "/v1/integration/webhooks",
+            Some(&str_of(&alerts_tok.body["access_token"])),
+            &hook,
+        )
+        .await
+        .expect_problem(403);
+    assert!(
+        refused.text.contains("check_in.submitted"),
+        "{}",
+        refused.text
+    );
+    let created = app
+        .post("/v1/integration/webhooks", Some(&tok), &hook)
+        .await
+        .expect(201);
+    assert_eq!(created.body["events"], json!(["check_in.submitted"]));
+    let hook_id = str_of(&created.body["id"]);
+
+    let consent_id = consent(&app, &consenting, &i.id, &["wellbeing"]).await;
+    consent(&app, &alerts_only, &i.id, &["alerts"]).await;
+    let day = today(NEW_YORK);
+    let mut answers = full_day();
+    for p in [&consenting, &alerts_only, &silent] {
+        app.checkin(p, day, &answers).await.expect(201);
+    }
+    // A phone's retry of the same answers is not news; a correction is.
+    app.checkin(&consenting, day, &answers).await.expect(200);
+    answers["craving"] = json!(6);
+    app.checkin(&consenting, day, &answers).await.expect(200);
+
+    app.start_delivery_worker();
+    let got = sink.wait_for_requests(2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = if got.len() == 2 { sink.requests() } else { got };
+    assert_eq!(
+        got.len(),
+        2,
+        "the consenting patient's check-in and its correction, nobody else's"
+    );
+    let mut corrections = Vec::new();
+    for r in &got {
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["type"], "check_in.submitted", "{text}");
+        assert_eq!(body["data"]["patient_id"], consenting.id.as_str(), "{text}");
+        assert_eq!(body["data"]["check_in_date"], day.to_string(), "{text}");
+        assert_eq!(body["consent_id"], consent_id.as_str(), "{text}");
+        assert!(body["notice"].as_str().unwrap().contains("42 CFR part 2"));
+        assert!(r.header("webhook-signature").is_some());
+        // The answers are read through the check-in route, filtered by the consent; the
+        // event itself carries none of them, nor the note.
+        for word in ["craving", "mood", SUBSTANCE, NOTE, "used_substance"] {
+            assert!(!text.contains(word), "{word} in {text}");
+        }
+        corrections.push(body["data"]["correction"].as_bool().unwrap());
+    }
+    corrections.sort();
+    assert_eq!(corrections, [false, true]);
+
+    // Each delivery is in the patient's accounting, with the category it relied on.
+    let d = app
+        .get("/v1/me/disclosures", consenting.t())
+        .await
+        .expect(200);
+    let sent: Vec<&Value> = d.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["what"] == "webhook check_in.submitted")
+        .collect();
+    assert_eq!(sent.len(), 2, "{}", d.text);
+    assert_eq!(categories_of(&sent[0]["categories"]), set(&["wellbeing"]));
+    assert_eq!(sent[0]["recipient"]["name"], "PillPal");
+    for other in [&alerts_only, &silent] {
+        let d = app.get("/v1/me/disclosures", other.t()).await.expect(200);
+        assert!(!d.text.contains("check_in.submitted"), "{}", d.text);
+    }
+
+    // The integration's delivery log names no alert for these.
+    let log = app
+        .get(
+            &format!("/v1/integration/webhooks/{hook_id}/deliveries"),
+            Some(&tok),
+        )
+        .await
+        .expect(200);
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", log.text);
+    for item in items {
+        assert_eq!(item["event_type"], "check_in.submitted");
+        assert!(item["alert_id"].is_null(), "{}", log.text);
+        assert_eq!(item["status"], "delivered", "{}", log.text);
+    }
+
+    // Once the consent is revoked, a further correction is not queued at all.
+    app.post(
+        &format!("/v1/me/consents/{consent_id}/revoke"),
+        consenting.t(),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    answers["craving"] = json!(7);
+    app.checkin(&consenting, day, &answers).await.expect(200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.requests().len(), 2);
+    let log = app
+        .get(
+            &format!("/v1/integration/webhooks/{hook_id}/deliveries"),
+            Some(&tok),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        log.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        log.text
+    );
+}
