@@ -140,6 +140,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PATCH", "/v1/organisation/integrations/{id}", ADMIN),
     ("DELETE", "/v1/organisation/integrations/{id}", ADMIN),
     ("POST", "/v1/organisation/integrations/{id}/secret", ADMIN),
+    ("GET", "/v1/organisation/integrations/{id}/webhooks", ADMIN),
     ("GET", "/v1/me/integrations", PATIENT),
     ("POST", "/v1/me/consents", PATIENT),
     ("GET", "/v1/me/consents", PATIENT),

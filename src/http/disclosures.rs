@@ -69,6 +69,7 @@ pub struct Disclosure {
     pub nature: Option<String>,
     /// The data categories disclosed (integrations; empty for an emergency, described in
     /// `nature`).
+    #[schema(value_type = Vec<super::vocabulary::DataCategory>)]
     pub categories: Vec<String>,
     /// The route or event that disclosed (integrations).
     pub what: Option<String>,

@@ -35,7 +35,7 @@ pub struct RegisterIntegration {
     pub description: String,
     /// Granted scopes, `<category>.read`: what the app may ever read, and only of patients
     /// who consent to those categories.
-    #[schema(min_items = 1, example = json!(["medication.read", "alerts.read"]))]
+    #[schema(value_type = Vec<super::vocabulary::DataScope>, min_items = 1, example = json!(["medication.read", "alerts.read"]))]
     pub scopes: Vec<String>,
     /// `client_secret_basic` (a secret is issued, shown once) or `private_key_jwt` (signed
     /// assertions, verified with `jwks`; SMART Backend Services).
@@ -102,6 +102,7 @@ pub struct Integration {
     /// Description.
     pub description: String,
     /// Granted scopes.
+    #[schema(value_type = Vec<super::vocabulary::DataScope>)]
     pub scopes: Vec<String>,
     /// How it authenticates.
     pub token_endpoint_auth_method: AuthMethod,
@@ -319,4 +320,40 @@ pub async fn rotate_integration_secret(
 ) -> Result<HttpResponse, ApiError> {
     let saved = service::rotate_secret(&state, &caller, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(with_secret(saved)))
+}
+
+/// The webhooks an integration registered for itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationWebhookList {
+    /// Oldest first.
+    pub items: Vec<super::webhooks::Webhook>,
+    /// Always null: every webhook is in one answer.
+    pub next_cursor: Option<String>,
+}
+
+/// The webhooks an integration registered for itself (admins): where it receives events about
+/// consenting patients, and which events. Each delivery is in the patient's accounting of
+/// disclosures; disabling or deleting the integration stops them all.
+#[utoipa::path(
+    tag = "integrations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses(
+        (status = 200, description = "Its webhooks", body = IntegrationWebhookList),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "Admins only", body = Problem),
+        (status = 404, description = "No such integration in your organisation", body = Problem),
+    )
+)]
+#[get("/organisation/integrations/{id}/webhooks")]
+pub async fn integration_webhooks(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = service::webhooks(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(IntegrationWebhookList {
+        items: rows.into_iter().map(super::webhooks::view).collect(),
+        next_cursor: None,
+    }))
 }

@@ -113,6 +113,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(integrations::update_integration)
                 .service(integrations::delete_integration)
                 .service(integrations::rotate_integration_secret)
+                .service(integrations::integration_webhooks)
                 .service(consents::my_integrations)
                 .service(consents::give_consent)
                 .service(consents::my_consents)

@@ -53,7 +53,7 @@ pub struct OAuthToken {
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `invalid_scope` or
     /// `unsupported_grant_type`.
-    #[schema(example = "invalid_client")]
+    #[schema(value_type = super::vocabulary::OAuthErrorCode, example = "invalid_client")]
     pub error: &'static str,
     /// What went wrong, for the integrator.
     pub error_description: String,

@@ -195,6 +195,57 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// An integration's scope: reading one category (`<category>.read`).
+    DataScope {
+        /// The `wellbeing` category.
+        Wellbeing = "wellbeing.read",
+        /// The `substance_use` category.
+        SubstanceUse = "substance_use.read",
+        /// The `withdrawal` category.
+        Withdrawal = "withdrawal.read",
+        /// The `medication` category.
+        Medication = "medication.read",
+        /// The `support` category.
+        Support = "support.read",
+        /// The `safety` category.
+        Safety = "safety.read",
+        /// The `alerts` category.
+        Alerts = "alerts.read",
+        /// The `phase` category.
+        Phase = "phase.read",
+    }
+}
+
+vocabulary! {
+    /// Where a webhook delivery stands.
+    DeliveryStatus {
+        /// Will be attempted, or retried after a failure.
+        Pending = "pending",
+        /// The receiver answered 2xx.
+        Delivered = "delivered",
+        /// Given up: attempts exhausted, the webhook gone, or dropped (a lapsed consent, a
+        /// closed account); `last_error` says which.
+        Dead = "dead",
+    }
+}
+
+vocabulary! {
+    /// An RFC 6749 §5.2 error code of the token endpoint.
+    OAuthErrorCode {
+        /// A parameter missing, repeated or malformed.
+        InvalidRequest = "invalid_request",
+        /// The client could not be authenticated (401, with `WWW-Authenticate`).
+        InvalidClient = "invalid_client",
+        /// The grant is not valid for this client.
+        InvalidGrant = "invalid_grant",
+        /// A scope the integration was not granted, or unknown.
+        InvalidScope = "invalid_scope",
+        /// Only `client_credentials` is supported.
+        UnsupportedGrantType = "unsupported_grant_type",
+    }
+}
+
+vocabulary! {
     /// The state of the process or of one of its dependencies.
     HealthStatus {
         /// Working.
@@ -287,6 +338,9 @@ mod tests {
         check::<IntegrationEventType>();
         check::<ConsentStatus>();
         check::<DataCategory>();
+        check::<DataScope>();
+        check::<DeliveryStatus>();
+        check::<OAuthErrorCode>();
     }
 
     #[test]
@@ -296,6 +350,11 @@ mod tests {
             .map(|c| c.as_str())
             .collect();
         assert_eq!(DataCategory::WORDS, domain.as_slice());
+        let scopes: Vec<String> = crate::domain::categories::ALL
+            .iter()
+            .map(|c| c.scope())
+            .collect();
+        assert_eq!(DataScope::WORDS, scopes.as_slice());
         for s in ConsentStatus::WORDS {
             assert!(["active", "revoked", "expired"].contains(s));
         }

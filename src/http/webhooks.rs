@@ -38,6 +38,7 @@ pub struct Webhook {
     /// The receiver's URL.
     pub url: String,
     /// Subscribed event types.
+    #[schema(value_type = Vec<super::vocabulary::IntegrationEventType>)]
     pub events: Vec<String>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
@@ -299,10 +300,12 @@ pub struct Delivery {
     /// Delivery id; also the `webhook-id` header, the same on every attempt.
     pub id: String,
     /// The event type.
+    #[schema(value_type = super::vocabulary::IntegrationEventType)]
     pub event_type: String,
     /// The alert it concerns; null for a `check_in.submitted` event (integrations' webhooks).
     pub alert_id: Option<String>,
     /// `pending` (will be attempted or retried), `delivered` or `dead` (dead-lettered).
+    #[schema(value_type = super::vocabulary::DeliveryStatus)]
     pub status: String,
     /// Attempts made.
     pub attempts: i32,

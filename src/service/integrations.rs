@@ -262,6 +262,24 @@ pub async fn get(
     state.store.run(move |conn| reachable(conn, &c, &id)).await
 }
 
+/// The webhooks one of the organisation's integrations registered (admins); another
+/// organisation's integration is a 404.
+pub async fn webhooks(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<Vec<crate::store::deliveries::WebhookRow>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let c = caller.clone();
+    state
+        .store
+        .run(move |conn| {
+            let i = reachable(conn, &c, &id)?;
+            Ok(crate::store::deliveries::integration_webhooks(conn, &i.id)?)
+        })
+        .await
+}
+
 /// Applies an admin's changes. Audited.
 pub async fn update(
     state: &AppState,

@@ -1744,6 +1744,23 @@ async fn a_check_in_webhook_tells_a_consenting_integration_of_each_check_in_but_
         .expect(201);
     assert_eq!(created.body["events"], json!(["check_in.submitted"]));
     let hook_id = str_of(&created.body["id"]);
+    // The clinic's admins see where the app receives events; no other organisation does.
+    let theirs = format!("/v1/organisation/integrations/{}/webhooks", i.id);
+    let seen = app.get(&theirs, admin.t()).await.expect(200);
+    assert_eq!(
+        seen.body["items"][0]["id"],
+        hook_id.as_str(),
+        "{}",
+        seen.text
+    );
+    assert_eq!(
+        seen.body["items"][0]["events"],
+        json!(["check_in.submitted"])
+    );
+    assert!(seen.body["items"][0].get("secret").is_none());
+    let elsewhere = app.admin().await;
+    app.get(&theirs, elsewhere.t()).await.expect_problem(404);
+    app.get(&theirs, counsellor.t()).await.expect_problem(403);
 
     let consent_id = consent(&app, &consenting, &i.id, &["wellbeing"]).await;
     consent(&app, &alerts_only, &i.id, &["alerts"]).await;
