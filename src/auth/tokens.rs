@@ -91,6 +91,63 @@ pub struct Keys {
     public_x: String,
     issuer: String,
     sealer: super::totp::SecretBox,
+    verified: std::sync::Mutex<VerifiedCache>,
+}
+
+/// How many verified access tokens are remembered. Only tokens whose signature verified are
+/// admitted, so the set cannot be filled by anyone without tokens this server signed; at a
+/// few hundred bytes each this bounds it to a few megabytes.
+const VERIFIED_CACHE_CAPACITY: usize = 8192;
+
+/// Seconds of clock skew allowed on `exp`, the same as the signature check's leeway.
+const LEEWAY_SECS: i64 = 5;
+
+/// Access tokens whose signature and claims were verified, by their exact text.
+///
+/// Checking an Ed25519 signature is the largest single cost of an authenticated read; a
+/// client sends the same token for up to its lifetime, so the result is remembered. Expiry is
+/// checked again at every hit; revocation (sign-out, a reused refresh token, a disabled user
+/// or integration, a password change) is decided per request against the database, never by
+/// this cache.
+#[derive(Default)]
+struct VerifiedCache {
+    entries: std::collections::HashMap<String, Verified>,
+}
+
+impl Verified {
+    fn exp(&self) -> i64 {
+        match self {
+            Verified::User(c) => c.exp,
+            Verified::Integration(c) => c.exp,
+        }
+    }
+
+    fn expired_at(&self, now: i64) -> bool {
+        self.exp() < now - LEEWAY_SECS
+    }
+}
+
+impl VerifiedCache {
+    fn get(&mut self, token: &str, now: i64) -> Option<Result<Verified, String>> {
+        let hit = self.entries.get(token)?;
+        if hit.expired_at(now) {
+            self.entries.remove(token);
+            return Some(Err("token expired".into()));
+        }
+        Some(Ok(hit.clone()))
+    }
+
+    fn insert(&mut self, token: &str, verified: &Verified, now: i64) {
+        if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
+            self.entries.retain(|_, v| !v.expired_at(now));
+        }
+        if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
+            // Still full of live tokens: start afresh rather than track recency; the cost is
+            // one signature check per client.
+            self.entries.clear();
+        }
+        self.entries.insert(token.to_owned(), verified.clone());
+    }
 }
 
 impl Keys {
@@ -109,6 +166,7 @@ impl Keys {
             public_x,
             issuer: issuer.to_owned(),
             sealer: super::totp::SecretBox::derive(signing.as_bytes())?,
+            verified: std::sync::Mutex::new(VerifiedCache::default()),
         })
     }
 
@@ -206,6 +264,27 @@ impl Keys {
     /// Verifies an access token of either kind (signature, algorithm, key id, issuer,
     /// audience, expiry) and tells which principal it names by its type claim.
     pub fn verify_any(&self, token: &str) -> Result<Verified, String> {
+        self.verify_any_at(token, Utc::now().timestamp())
+    }
+
+    fn verify_any_at(&self, token: &str, now: i64) -> Result<Verified, String> {
+        if let Some(hit) = self.cache().get(token, now) {
+            return hit;
+        }
+        let verified = self.verify_uncached(token)?;
+        self.cache().insert(token, &verified, now);
+        Ok(verified)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedCache> {
+        // A panic while holding the lock cannot leave a wrong entry behind (entries are
+        // inserted whole), so a poisoned cache is still sound.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, String> {
         let value: serde_json::Value = self.decode(token)?;
         match value.get("typ").and_then(|t| t.as_str()) {
             Some(ACCESS_TYPE) => serde_json::from_value(value)
@@ -236,7 +315,7 @@ impl Keys {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[AUDIENCE]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.leeway = 5;
+        v.leeway = LEEWAY_SECS as u64;
         let data =
             jsonwebtoken::decode::<T>(token, &self.decoding, &v).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired".to_owned(),
@@ -276,5 +355,63 @@ mod tests {
         assert!(other.verify(&t).is_err());
         let expired = keys.issue("u1", "o1", "patient", "s1", -60).unwrap();
         assert_eq!(keys.verify(&expired).unwrap_err(), "token expired");
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_only_its_exact_text_is_remembered() {
+        let keys = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
+        let t = keys.issue("u1", "o1", "patient", "s1", 60).unwrap();
+        let now = Utc::now().timestamp();
+        let exp = keys.verify_any_at(&t, now).unwrap();
+        // Remembered: the second answer comes from the cache and is the same.
+        assert!(keys.cache().entries.contains_key(&t));
+        match keys.verify_any_at(&t, now + 30).unwrap() {
+            Verified::User(c) => assert_eq!(c.sub, "u1"),
+            Verified::Integration(_) => panic!("wrong principal"),
+        }
+        // Within the leeway after expiry it still passes, one second past it does not, and
+        // the entry is dropped.
+        let exp = match exp {
+            Verified::User(c) => c.exp,
+            Verified::Integration(c) => c.exp,
+        };
+        assert!(keys.verify_any_at(&t, exp + LEEWAY_SECS).is_ok());
+        assert_eq!(
+            keys.verify_any_at(&t, exp + LEEWAY_SECS + 1).unwrap_err(),
+            "token expired"
+        );
+        assert!(!keys.cache().entries.contains_key(&t));
+        // A token differing in one character of its signature is not the remembered one.
+        keys.verify_any_at(&t, now).unwrap();
+        let mut tampered = t.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(keys.verify_any_at(&tampered, now).is_err());
+        assert!(!keys.cache().entries.contains_key(&tampered));
+    }
+
+    #[test]
+    fn the_cache_of_verified_tokens_stays_bounded() {
+        let keys = Keys::from_pem(&Keys::generate_pem().unwrap(), "aftercare").unwrap();
+        let now = Utc::now().timestamp();
+        let live = keys.issue("u1", "o1", "patient", "s1", 600).unwrap();
+        let verified = keys.verify_any_at(&live, now).unwrap();
+        let mut cache = keys.cache();
+        for i in 0..VERIFIED_CACHE_CAPACITY + 10 {
+            cache.insert(&format!("token-{i}"), &verified, now);
+            assert!(cache.entries.len() <= VERIFIED_CACHE_CAPACITY);
+        }
+        // Expired entries go first when it fills.
+        cache.entries.clear();
+        let expired = keys.issue("u2", "o1", "patient", "s2", 1).unwrap();
+        let old = keys.verify_uncached(&expired).unwrap();
+        for i in 0..VERIFIED_CACHE_CAPACITY - 1 {
+            cache.insert(&format!("old-{i}"), &old, now);
+        }
+        cache.insert(&live, &verified, now);
+        cache.insert("one-more", &verified, now + 60);
+        assert!(cache.entries.contains_key(&live));
+        assert_eq!(cache.entries.len(), 2);
     }
 }

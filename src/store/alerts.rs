@@ -10,7 +10,7 @@ use super::{DbConnection, StoreResult};
 
 /// A stored alert.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = alerts, treat_none_as_null = true)]
+#[diesel(table_name = alerts, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct AlertRow {
     pub id: String,
     pub organisation_id: String,
@@ -44,7 +44,7 @@ pub struct AlertRow {
 
 /// A recorded change to an alert.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = alert_changes)]
+#[diesel(table_name = alert_changes, treat_none_as_default_value = false)]
 pub struct AlertChangeRow {
     pub id: String,
     pub alert_id: String,
@@ -58,7 +58,7 @@ pub struct AlertChangeRow {
 
 /// A pending delivery.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = outbox)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
 pub struct OutboxRow {
     pub id: String,
     pub organisation_id: String,
@@ -173,50 +173,31 @@ pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<AlertRow>> 
 
 /// Inserts an alert.
 pub fn insert(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
-    diesel::insert_into(alerts::table)
+    on_backend!(conn, |c| diesel::insert_into(alerts::table)
         .values(row)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
-/// Rows per multi-row `INSERT`: at most 26 columns × 500 stay under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters.
-const INSERT_CHUNK: usize = 500;
-
-/// Runs a multi-row `INSERT` per chunk on the backend's own connection (diesel's
-/// multi-connection cannot build them).
-macro_rules! insert_chunks {
-    ($conn:expr, $table:expr, $rows:expr) => {{
-        for chunk in $rows.chunks(INSERT_CHUNK) {
-            let insert = diesel::insert_into($table).values(chunk);
-            match &mut *$conn {
-                DbConnection::Postgresql(c) => insert.execute(c)?,
-                DbConnection::Sqlite(c) => insert.execute(c)?,
-            };
-        }
-    }};
-}
-
-/// Inserts several alerts in multi-row statements.
+/// Inserts several alerts (see `insert_rows!`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[AlertRow]) -> StoreResult<()> {
-    insert_chunks!(conn, alerts::table, rows);
+    insert_rows!(conn, alerts::table, rows);
     Ok(())
 }
 
-/// Records several changes in multi-row statements.
+/// Records several changes (see `insert_rows!`).
 pub fn insert_changes(conn: &mut DbConnection, rows: &[AlertChangeRow]) -> StoreResult<()> {
-    insert_chunks!(conn, alert_changes::table, rows);
+    insert_rows!(conn, alert_changes::table, rows);
     Ok(())
 }
 
-/// Queues several deliveries in multi-row statements.
+/// Queues several deliveries (see `insert_rows!`).
 pub fn enqueue_many(conn: &mut DbConnection, rows: &[OutboxRow]) -> StoreResult<()> {
-    insert_chunks!(conn, outbox::table, rows);
+    insert_rows!(conn, outbox::table, rows);
     Ok(())
 }
 
-/// Appends one event for each (organisation, alert) to the live-stream feed, in multi-row
-/// statements.
+/// Appends one event for each (organisation, alert) to the live-stream feed (see `insert_rows!`).
 pub fn feed_many(
     conn: &mut DbConnection,
     entries: &[(&str, &str)],
@@ -234,15 +215,15 @@ pub fn feed_many(
             )
         })
         .collect();
-    insert_chunks!(conn, alert_feed::table, rows);
+    insert_rows!(conn, alert_feed::table, rows);
     Ok(())
 }
 
 /// Saves an alert's fields.
 pub fn save(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
-    diesel::update(alerts::table.find(&row.id))
+    on_backend!(conn, |c| diesel::update(alerts::table.find(&row.id))
         .set(row)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

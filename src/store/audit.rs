@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// One audit record.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub id: String,
     pub organisation_id: Option<String>,
@@ -32,28 +32,20 @@ pub fn insert(conn: &mut DbConnection, row: &AuditRow) -> StoreResult<()> {
             return Ok(());
         }
     }
-    diesel::insert_into(audit_events::table)
+    on_backend!(conn, |c| diesel::insert_into(audit_events::table)
         .values(row)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
-/// Appends records with one multi-row `INSERT` per backend (diesel's multi-connection cannot
-/// build one).
+/// Appends records (see `insert_rows!`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[AuditRow]) -> StoreResult<()> {
-    // 11 columns: 500 rows stay well under either backend's bound-parameter limit.
     if let DbConnection::Sqlite(c) = conn {
         if outside_transaction(c) && rows.iter().all(Deferred::push) {
             return Ok(());
         }
     }
-    for chunk in rows.chunks(500) {
-        let insert = diesel::insert_into(audit_events::table).values(chunk);
-        match conn {
-            DbConnection::Postgresql(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
-    }
+    insert_rows!(conn, audit_events::table, rows);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// A stored check-in.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = check_ins, treat_none_as_null = true)]
+#[diesel(table_name = check_ins, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct CheckInRow {
     pub id: String,
     pub patient_id: String,
@@ -54,12 +54,12 @@ pub fn find(
     patient_id: &str,
     date: NaiveDate,
 ) -> StoreResult<Option<CheckInRow>> {
-    Ok(check_ins::table
+    Ok(on_backend!(conn, |c| check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::date.eq(date))
         .select(CheckInRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Inserts or replaces the check-in of `row.date`, keeping its id and creation time and
@@ -83,13 +83,13 @@ pub fn upsert_over(
             row.version = existing.version + 1;
             // Optimistic: if another submission for this date committed since we read it,
             // nothing matches and the caller retries on the newer version.
-            let n = diesel::update(
+            let n = on_backend!(conn, |c| diesel::update(
                 check_ins::table
                     .find(&row.id)
                     .filter(check_ins::version.eq(existing.version)),
             )
             .set(&row)
-            .execute(conn)?;
+            .execute(c))?;
             if n != 1 {
                 return Err(super::StoreError::Conflict("check_ins_version".into()));
             }
@@ -97,9 +97,9 @@ pub fn upsert_over(
         }
         None => {
             row.version = 1;
-            diesel::insert_into(check_ins::table)
+            on_backend!(conn, |c| diesel::insert_into(check_ins::table)
                 .values(&row)
-                .execute(conn)?;
+                .execute(c))?;
             Ok((row, true))
         }
     }
@@ -113,13 +113,13 @@ pub fn range(
     from: NaiveDate,
     to: NaiveDate,
 ) -> StoreResult<Vec<CheckInRow>> {
-    Ok(check_ins::table
+    Ok(on_backend!(conn, |c| check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::date.ge(from))
         .filter(check_ins::date.le(to))
         .order(check_ins::date.asc())
         .select(CheckInRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// A page of check-ins, newest first, strictly before `before` when given.
@@ -155,24 +155,24 @@ pub fn last_use_before(
     patient_id: &str,
     before: NaiveDate,
 ) -> StoreResult<Option<NaiveDate>> {
-    Ok(check_ins::table
+    Ok(on_backend!(conn, |c| check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::used_substance.eq(true))
         .filter(check_ins::date.lt(before))
         .order(check_ins::date.desc())
         .select(check_ins::date)
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The earliest check-in date.
 pub fn first_date(conn: &mut DbConnection, patient_id: &str) -> StoreResult<Option<NaiveDate>> {
-    Ok(check_ins::table
+    Ok(on_backend!(conn, |c| check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .order(check_ins::date.asc())
         .select(check_ins::date)
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Dates of check-ins on or before `until`, newest first, at most `limit` (for streaks).
@@ -182,13 +182,13 @@ pub fn dates_back_from(
     until: NaiveDate,
     limit: i64,
 ) -> StoreResult<Vec<NaiveDate>> {
-    Ok(check_ins::table
+    Ok(on_backend!(conn, |c| check_ins::table
         .filter(check_ins::patient_id.eq(patient_id))
         .filter(check_ins::date.le(until))
         .order(check_ins::date.desc())
         .limit(limit)
         .select(check_ins::date)
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Records the denormalised dates on the patient after a check-in.
@@ -200,14 +200,14 @@ pub fn update_patient_dates(
     last_use: Option<NaiveDate>,
     missed_due: Option<NaiveDateTime>,
 ) -> StoreResult<()> {
-    diesel::update(patients::table.find(patient_id))
+    on_backend!(conn, |c| diesel::update(patients::table.find(patient_id))
         .set((
             patients::first_check_in_on.eq(first),
             patients::last_check_in_on.eq(last),
             patients::last_use_on.eq(last_use),
             patients::missed_check_due_at.eq(missed_due),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// One disclosure.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = disclosures)]
+#[diesel(table_name = disclosures, treat_none_as_default_value = false)]
 pub struct DisclosureRow {
     pub id: String,
     pub organisation_id: String,

@@ -457,6 +457,47 @@ impl Store {
     }
 }
 
+/// Runs a diesel query on the backend's own connection instead of through the
+/// multi-connection: `on_backend!(conn, |c| query.first(c))`. Through [`DbConnection`] every
+/// execution renders the statement's SQL twice (for the cache key and again while binding)
+/// and converts each bind value; on the backend's connection a statement of static shape is
+/// found in the cache by its type and bound directly. For the queries of every check-in and
+/// every authenticated request; the body is compiled once per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match &mut *$conn {
+            DbConnection::Postgresql($c) => $body,
+            DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Rows per multi-row `INSERT` on PostgreSQL: at most 26 columns × 500 stay under its 65,535
+/// bound parameters.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts `rows` into `table`: on PostgreSQL in multi-row statements (one round trip per 500
+/// rows; diesel's multi-connection cannot build them, hence the match), on SQLite one row at a
+/// time through the single-row statement, which diesel prepares once per connection — a
+/// multi-row statement is never cached and costs a fresh prepare each time, while in-process
+/// SQLite has no round trips to save.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        match &mut *$conn {
+            DbConnection::Postgresql(c) => {
+                for chunk in $rows.chunks($crate::store::INSERT_CHUNK) {
+                    diesel::insert_into($table).values(chunk).execute(c)?;
+                }
+            }
+            DbConnection::Sqlite(c) => {
+                for row in $rows.iter() {
+                    diesel::insert_into($table).values(row).execute(c)?;
+                }
+            }
+        }
+    }};
+}
+
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
@@ -489,5 +530,101 @@ pub fn new_id() -> String {
 impl From<actix_web::error::BlockingError> for StoreError {
     fn from(_: actix_web::error::BlockingError) -> Self {
         Self::Other(anyhow::anyhow!("blocking task was cancelled"))
+    }
+}
+
+#[cfg(test)]
+mod statement_cache_tests {
+    use std::sync::{Arc, Mutex};
+
+    use chrono::Utc;
+    use diesel::connection::InstrumentationEvent;
+
+    use super::alerts::{AlertChangeRow, OutboxRow};
+    use super::audit::AuditRow;
+    use super::*;
+
+    /// The inserts of a check-in's alert changes and deliveries and of read audits must reuse
+    /// one prepared statement per connection, whichever optional values a row has: diesel
+    /// never caches a multi-row `INSERT`, leaves out `None` columns (one statement text per
+    /// combination on SQLite, none cached at all on PostgreSQL) unless the row says
+    /// `treat_none_as_default_value = false`, and says nothing when it declines.
+    #[test]
+    fn sqlite_prepares_the_hot_inserts_once_per_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let url = DatabaseUrl::Sqlite(path.clone());
+        migrate(&url).unwrap();
+        let mut lite = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        // The rows below have no parents.
+        lite.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        let cached: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = cached.clone();
+        lite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().unwrap().push(sql.to_owned());
+            }
+        });
+        let mut conn = DbConnection::Sqlite(lite);
+        let now = Utc::now().naive_utc();
+        let audit = |i: usize| AuditRow {
+            id: format!("a{i}"),
+            organisation_id: None,
+            actor_id: (i % 2 == 0).then(|| "someone".into()),
+            actor_role: None,
+            action: "patient.read".into(),
+            patient_id: None,
+            target_type: None,
+            target_id: None,
+            outcome: "success".into(),
+            request_id: None,
+            created_at: now,
+        };
+        let change = |i: usize| AlertChangeRow {
+            id: format!("c{i}"),
+            alert_id: "alert".into(),
+            change: "opened".into(),
+            actor_id: None,
+            severity: (i % 2 == 0).then(|| "warning".into()),
+            status: None,
+            detail: None,
+            created_at: now,
+        };
+        let outbox = |i: usize| OutboxRow {
+            id: format!("o{i}"),
+            organisation_id: "org".into(),
+            alert_id: Some("alert".into()),
+            patient_id: None,
+            event_type: "alert.opened".into(),
+            channel: "webhook".into(),
+            target: "w".into(),
+            payload: "{}".into(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: now,
+            locked_until: None,
+            locked_by: None,
+            last_status_code: None,
+            last_error: (i % 2 == 0).then(|| "refused".into()),
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+        };
+        for round in 0..3 {
+            let ids = [round * 2, round * 2 + 1];
+            audit::insert_many(&mut conn, &ids.map(audit)).unwrap();
+            audit::insert(&mut conn, &audit(100 + round)).unwrap();
+            alerts::insert_changes(&mut conn, &ids.map(change)).unwrap();
+            alerts::enqueue_many(&mut conn, &ids.map(outbox)).unwrap();
+        }
+        let cached = cached.lock().unwrap();
+        for prefix in [
+            "INSERT INTO `audit_events`",
+            "INSERT INTO `alert_changes`",
+            "INSERT INTO `outbox`",
+        ] {
+            let n = cached.iter().filter(|sql| sql.starts_with(prefix)).count();
+            assert_eq!(n, 1, "{prefix}: statements cached {cached:#?}");
+        }
     }
 }

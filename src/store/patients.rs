@@ -72,11 +72,11 @@ pub fn insert(
 
 /// Finds a patient.
 pub fn find(conn: &mut DbConnection, user_id: &str) -> StoreResult<Option<PatientRow>> {
-    Ok(patients::table
+    Ok(on_backend!(conn, |c| patients::table
         .find(user_id)
         .select(PatientRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Finds a patient with its user row.
@@ -161,14 +161,14 @@ pub fn phase_history(
     conn: &mut DbConnection,
     patient_id: &str,
 ) -> StoreResult<Vec<PhaseChangeRow>> {
-    Ok(phase_changes::table
+    Ok(on_backend!(conn, |c| phase_changes::table
         .filter(phase_changes::patient_id.eq(patient_id))
         .order((
             phase_changes::started_on.asc(),
             phase_changes::created_at.asc(),
         ))
         .select(PhaseChangeRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Moves a patient to a new phase, keeping history.

@@ -112,7 +112,7 @@ pub fn user_and_session(
         Option<NaiveDateTime>,
         String,
         bool,
-    )> = users::table
+    )> = on_backend!(conn, |c| users::table
         .inner_join(organisations::table)
         .filter(users::id.eq(user_id.to_owned()))
         .select((
@@ -122,8 +122,8 @@ pub fn user_and_session(
             organisations::staff_mfa,
             totp,
         ))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     Ok(row.map(
         |(user, session_open, signed_in_at, staff_mfa, totp_enabled)| CallerRow {
             user,
