@@ -221,9 +221,12 @@ pub fn feed_many(
 
 /// Saves an alert's fields.
 pub fn save(conn: &mut DbConnection, row: &AlertRow) -> StoreResult<()> {
-    on_backend!(conn, |c| diesel::update(alerts::table.find(&row.id))
-        .set(row)
-        .execute(c))?;
+    on_backend!(conn, |c| super::cached_update(
+        alerts::table,
+        row,
+        alerts::id.eq(&row.id)
+    )
+    .execute(c))?;
     Ok(())
 }
 

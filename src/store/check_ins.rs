@@ -44,10 +44,6 @@ pub struct CheckInRow {
     pub imported_from: Option<String>,
 }
 
-/// How many check-ins one multi-row `INSERT` carries: 500 rows of 28 columns stay well under
-/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-const INSERT_CHUNK: usize = 500;
-
 /// Finds the check-in of one date.
 pub fn find(
     conn: &mut DbConnection,
@@ -83,12 +79,13 @@ pub fn upsert_over(
             row.version = existing.version + 1;
             // Optimistic: if another submission for this date committed since we read it,
             // nothing matches and the caller retries on the newer version.
-            let n = on_backend!(conn, |c| diesel::update(
-                check_ins::table
-                    .find(&row.id)
-                    .filter(check_ins::version.eq(existing.version)),
+            let n = on_backend!(conn, |c| super::cached_update(
+                check_ins::table,
+                &row,
+                check_ins::id
+                    .eq(&row.id)
+                    .and(check_ins::version.eq(existing.version)),
             )
-            .set(&row)
             .execute(c))?;
             if n != 1 {
                 return Err(super::StoreError::Conflict("check_ins_version".into()));
@@ -200,14 +197,17 @@ pub fn update_patient_dates(
     last_use: Option<NaiveDate>,
     missed_due: Option<NaiveDateTime>,
 ) -> StoreResult<()> {
-    on_backend!(conn, |c| diesel::update(patients::table.find(patient_id))
-        .set((
+    on_backend!(conn, |c| super::cached_update(
+        patients::table,
+        (
             patients::first_check_in_on.eq(first),
             patients::last_check_in_on.eq(last),
             patients::last_use_on.eq(last_use),
             patients::missed_check_due_at.eq(missed_due),
-        ))
-        .execute(c))?;
+        ),
+        patients::user_id.eq(patient_id),
+    )
+    .execute(c))?;
     Ok(())
 }
 
@@ -236,24 +236,17 @@ pub fn keys_in_range(
 /// Deletes check-ins by id, in chunks.
 pub fn delete_ids(conn: &mut DbConnection, ids: &[String]) -> StoreResult<usize> {
     let mut n = 0;
-    for chunk in ids.chunks(INSERT_CHUNK) {
+    for chunk in ids.chunks(super::INSERT_CHUNK) {
         n += diesel::delete(check_ins::table.filter(check_ins::id.eq_any(chunk))).execute(conn)?;
     }
     Ok(n)
 }
 
-/// Inserts many check-ins with multi-row `INSERT`s of [`INSERT_CHUNK`] rows each. Diesel's
-/// multi-connection cannot build a multi-row `INSERT`, so each backend's own connection does.
+/// Inserts many check-ins: multi-row statements on PostgreSQL, the cached single-row
+/// statement on SQLite (see `insert_rows!`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[CheckInRow]) -> StoreResult<usize> {
-    let mut n = 0;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let insert = diesel::insert_into(check_ins::table).values(chunk);
-        n += match conn {
-            DbConnection::Postgresql(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
-    }
-    Ok(n)
+    insert_rows!(conn, check_ins::table, rows);
+    Ok(rows.len())
 }
 
 /// The headline values of a patient's most recent check-in.
