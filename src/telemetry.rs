@@ -61,10 +61,7 @@ pub async fn request_telemetry(
 
     let result = next.call(req).instrument(span.clone()).await;
     let mut res = result?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = crate::http::route_pattern(res.request()).unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
 

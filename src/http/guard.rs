@@ -47,7 +47,7 @@ async fn check(req: &ServiceRequest) -> Result<(), ApiError> {
             "must not contain the NUL character (%00)",
         )]));
     }
-    let Some(pattern) = req.match_pattern() else {
+    let Some(pattern) = super::route_pattern(req.request()) else {
         return Ok(());
     };
     let access = match route_access(req.method().as_str(), &pattern) {

@@ -193,13 +193,30 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into())
 }
 
+/// The pattern of the route a request matches (`/v1/patients/{id}`), found once per request:
+/// actix finds it by matching the path against every route again at each call, and the gate,
+/// the denial audit and the telemetry all ask.
+pub fn route_pattern(request: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    #[derive(Clone)]
+    struct RoutePattern(Option<String>);
+    if let Some(RoutePattern(known)) = request.extensions().get::<RoutePattern>() {
+        return known.clone();
+    }
+    let pattern = request.match_pattern();
+    request
+        .extensions_mut()
+        .insert(RoutePattern(pattern.clone()));
+    pattern
+}
+
 /// The `{id}` of the route a request names: from routing, or, when the request was refused
 /// before routing (by [`guard::gate`]), read from its path by the route's pattern.
 fn object_id(request: &HttpRequest) -> Option<String> {
     if let Some(id) = request.match_info().get("id") {
         return Some(id.to_owned());
     }
-    let pattern = request.match_pattern()?;
+    let pattern = route_pattern(request)?;
     let def = ResourceDef::new(pattern.as_str());
     let mut path = actix_web::dev::Path::new(request.path());
     def.capture_match_info(&mut path)
@@ -241,8 +258,17 @@ pub async fn audit_denials(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let res = next.call(req).await?;
     let request = res.request();
+    // Only refusals are audited here: answers that succeed pay nothing for the route's
+    // object id (finding it outside routing parses the route's pattern).
+    let status = res.status();
+    if !matches!(
+        status,
+        actix_web::http::StatusCode::FORBIDDEN | actix_web::http::StatusCode::NOT_FOUND
+    ) {
+        return Ok(res);
+    }
     let object = object_id(request);
-    let action = match res.status() {
+    let action = match status {
         actix_web::http::StatusCode::FORBIDDEN => "permission.denied",
         actix_web::http::StatusCode::NOT_FOUND if object.is_some() => "object.denied",
         _ => return Ok(res),
@@ -257,7 +283,7 @@ pub async fn audit_denials(
         let route = format!(
             "{} {}",
             request.method(),
-            request.match_pattern().unwrap_or_default()
+            route_pattern(request).unwrap_or_default()
         );
         let patient = object.clone().filter(|_| route.contains("/patients/{id}"));
         let written = state
