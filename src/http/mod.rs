@@ -260,19 +260,16 @@ pub async fn audit_denials(
     let request = res.request();
     // Only refusals are audited here: answers that succeed pay nothing for the route's
     // object id (finding it outside routing parses the route's pattern).
-    let status = res.status();
-    if !matches!(
-        status,
-        actix_web::http::StatusCode::FORBIDDEN | actix_web::http::StatusCode::NOT_FOUND
-    ) {
-        return Ok(res);
-    }
-    let object = object_id(request);
-    let action = match status {
+    let action = match res.status() {
         actix_web::http::StatusCode::FORBIDDEN => "permission.denied",
-        actix_web::http::StatusCode::NOT_FOUND if object.is_some() => "object.denied",
+        actix_web::http::StatusCode::NOT_FOUND => "object.denied",
         _ => return Ok(res),
     };
+    let object = object_id(request);
+    // A 404 is a denial only for a route's object; an unknown path is not.
+    if action == "object.denied" && object.is_none() {
+        return Ok(res);
+    }
     let caller = actix_web::HttpMessage::extensions(request)
         .get::<crate::auth::Caller>()
         .cloned();

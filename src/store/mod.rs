@@ -754,7 +754,10 @@ mod statement_cache_tests {
         let existing = check_ins::find(&mut conn, "p", day).unwrap().unwrap();
         let mut stale = existing.clone();
         stale.version -= 1;
-        assert!(check_ins::upsert_over(&mut conn, existing.clone(), Some(&stale)).is_err());
+        assert!(matches!(
+            check_ins::upsert_over(&mut conn, existing.clone(), Some(&stale)),
+            Err(StoreError::Conflict(ref c)) if c == "check_ins_version"
+        ));
 
         let cached = cached.lock().unwrap();
         for prefix in ["UPDATE `check_ins`", "UPDATE `alerts`", "UPDATE `patients`"] {
