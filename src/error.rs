@@ -89,6 +89,10 @@ pub enum ApiError {
     /// Storage cannot be reached right now.
     #[error("storage unavailable")]
     Unavailable,
+    /// A message to a person (an address confirmation) could not be handed to the SMTP
+    /// server; nothing was changed.
+    #[error("mail unavailable")]
+    MailUnavailable,
     /// Too much work is waiting (password hashing under a flood); retry shortly.
     #[error("overloaded")]
     Overloaded,
@@ -194,6 +198,13 @@ impl ApiError {
                 "Storage is unavailable right now; nothing was changed. Please retry shortly."
                     .into(),
             ),
+            Self::MailUnavailable => (
+                "/problems/mail-unavailable",
+                "Mail unavailable",
+                "The message to the new address could not be sent; nothing was changed. Please \
+                 retry in a few minutes."
+                    .into(),
+            ),
             Self::Overloaded => (
                 "/problems/overloaded",
                 "Service busy",
@@ -232,7 +243,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded | Self::MailUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -285,6 +298,9 @@ impl ResponseError for ApiError {
             }
             Self::Overloaded => {
                 resp.insert_header((header::RETRY_AFTER, "2"));
+            }
+            Self::MailUnavailable => {
+                resp.insert_header((header::RETRY_AFTER, "60"));
             }
             // The rest of the body may still trickle in: the connection is not reused.
             Self::RequestTimeout => {

@@ -81,6 +81,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/auth/mfa", Access::Public),
     ("GET", "/v1/me", Access::SignedIn),
     ("PATCH", "/v1/me", Access::SignedIn),
+    ("POST", "/v1/me/email/confirm", Access::SignedIn),
     ("POST", "/v1/me/password", Access::SignedIn),
     ("GET", "/v1/me/mfa", Access::SignedIn),
     ("POST", "/v1/me/mfa/totp", STAFF),

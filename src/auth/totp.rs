@@ -141,8 +141,23 @@ pub fn parse_code(raw: &str) -> Option<Code> {
     (lower.len() == 16 && lower.chars().all(base32)).then_some(Code::Recovery(lower))
 }
 
+/// The normalised form of a code made by [`new_typed_code`] as a person typed it (any case,
+/// with or without dashes and spaces): what is hashed and compared. `None` if it cannot be one.
+pub fn typed_code_key(raw: &str) -> Option<String> {
+    match parse_code(raw) {
+        Some(Code::Recovery(key)) => Some(key),
+        _ => None,
+    }
+}
+
 /// A new recovery code: 80 random bits as 16 base32 characters, shown as `abcd-efgh-ijkl-mnop`.
 pub fn new_recovery_code() -> String {
+    new_typed_code()
+}
+
+/// A new code for a person to type: 80 random bits as 16 base32 characters, shown as
+/// `abcd-efgh-ijkl-mnop`.
+pub fn new_typed_code() -> String {
     let mut bytes = [0u8; 10];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let plain = base32(&bytes).to_ascii_lowercase();

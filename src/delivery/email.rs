@@ -151,10 +151,10 @@ impl Mailer {
         })
     }
 
-    /// Sends a plain-text notice to one recipient.
+    /// Sends a plain-text notice (an alert notice, an address confirmation) to one recipient.
     ///
     /// Errors are short sentences without the recipient address or message content.
-    pub async fn send_alert_notice(
+    pub async fn send_notice(
         &self,
         to: &str,
         subject: &str,
@@ -172,7 +172,7 @@ impl Mailer {
             .map_err(|e| format!("Could not build the email: {e}"))?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
             Ok(Ok(_)) => {
-                tracing::debug!(endpoint = %self.endpoint, "alert notice sent");
+                tracing::debug!(endpoint = %self.endpoint, "notice sent");
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -234,6 +234,63 @@ fn wrap(paragraph: &str) -> String {
         column += word.len();
     }
     out
+}
+
+/// Subject and body of the message asking the owner of a new sign-in address to confirm it.
+///
+/// It names no clinic, patient or person: only the product, the code and what to do with it.
+pub fn email_confirmation_text(code: &str, valid_hours: i64) -> (String, String) {
+    let body = [
+        wrap(
+            "Someone - we hope you - asked to make this the address they sign in to aftercare \
+             with. To confirm, enter this code where you asked for the change:",
+        ),
+        format!("    {code}"),
+        wrap(&format!(
+            "The code works for {valid_hours} hours. Until it is entered, the account keeps \
+             signing in with its current address."
+        )),
+        wrap("If you did not ask for this, ignore this message: nothing changes."),
+    ]
+    .join("\n\n");
+    (
+        "aftercare: confirm your new sign-in address".to_owned(),
+        body,
+    )
+}
+
+/// Subject and body of the message to an address asked for by another account, when an
+/// account already signs in with it. Only the address's owner reads it.
+pub fn email_already_in_use_text() -> (String, String) {
+    let body = [
+        wrap(
+            "Someone asked to make this the address they sign in to aftercare with, but an \
+             account already signs in with it, so nothing was changed.",
+        ),
+        wrap(
+            "If that was you, keep signing in with this address as before. If it was not, you \
+             can ignore this message.",
+        ),
+    ]
+    .join("\n\n");
+    ("aftercare: a request to use this address".to_owned(), body)
+}
+
+/// Subject and body of the message to an account's previous address once a change of
+/// address is confirmed.
+pub fn email_changed_text() -> (String, String) {
+    let body = [
+        wrap(
+            "The address this aftercare account signs in with has just been changed, and \
+             this address no longer signs in.",
+        ),
+        wrap("If you did not make this change, contact your clinic straight away."),
+    ]
+    .join("\n\n");
+    (
+        "aftercare: your sign-in address was changed".to_owned(),
+        body,
+    )
 }
 
 /// Subject and body of an alert email: severity and escalation only, no clinical detail.
@@ -397,7 +454,7 @@ mod tests {
         let (subject, body) =
             alert_notice_text("critical", true, "https://app.example.org/alerts/0190");
         mailer
-            .send_alert_notice("Counsellor <counsellor@example.org>", &subject, &body)
+            .send_notice("Counsellor <counsellor@example.org>", &subject, &body)
             .await
             .unwrap();
 
@@ -432,7 +489,7 @@ mod tests {
         let sink = testing_smtp::start().await;
         let mailer = Mailer::new(&sink.smtp_url(), "alerts@example.org").unwrap();
         let err = mailer
-            .send_alert_notice("not-an-address", "s", "b")
+            .send_notice("not-an-address", "s", "b")
             .await
             .unwrap_err();
         assert!(!err.contains("not-an-address"));
@@ -449,9 +506,6 @@ mod tests {
         };
         let mailer =
             Mailer::new(&format!("smtp://127.0.0.1:{port}"), "alerts@example.org").unwrap();
-        assert!(mailer
-            .send_alert_notice("a@example.org", "s", "b")
-            .await
-            .is_err());
+        assert!(mailer.send_notice("a@example.org", "s", "b").await.is_err());
     }
 }

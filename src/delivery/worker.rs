@@ -263,9 +263,7 @@ impl Worker {
         let escalated = payload["escalated"].as_bool().unwrap_or(false);
         let (subject, body) =
             alert_notice_text(severity, escalated, &self.state.settings.dashboard_url);
-        let result = mailer
-            .send_alert_notice(&item.target, &subject, &body)
-            .await;
+        let result = mailer.send_notice(&item.target, &subject, &body).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok(()) => Result3 {

@@ -73,8 +73,22 @@ pub struct EmailChangeAccepted {
     pub message: String,
 }
 
-/// The one answer to an email change, free or taken alike.
+/// The one answer to an email change, free or taken alike, when no mail is configured.
 pub const EMAIL_CHANGE_MESSAGE: &str = "If no other account uses this address, it is now the address you sign in with: use it (and your password) the next time you sign in. If it is not, nothing was changed.";
+
+/// The one answer to an email change, free or taken alike, when the new address is confirmed
+/// by mail.
+pub const EMAIL_CONFIRMATION_MESSAGE: &str = "We sent a message to the new address. To start signing in with it, enter the code from that message (POST /v1/me/email/confirm) within 24 hours; until then, keep signing in with your current address. If the address cannot be used, the message says why.";
+
+/// The code that confirms a new sign-in address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmail {
+    /// The code from the message sent to the new address (`abcd-efgh-ijkl-mnop`; any case,
+    /// dashes optional).
+    #[schema(example = "k3qd-7rmx-a2vn-pq5t", min_length = 1, max_length = 64)]
+    pub code: String,
+}
 
 /// A password change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -136,9 +150,12 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 ///
 /// Changing `email` needs `current_password`, and never tells whether another account has the
 /// address (that would tell who is a patient, anywhere): the answer is 202 with the same
-/// message either way, the address changes only if it is free, and the attempt is audited. A
-/// wrong password is a 422 counted like a failed sign-in; at most 5 email changes per account
-/// per sign-in throttle window (429 after).
+/// message either way, and the attempt is audited. When the server sends mail, the new
+/// address gets a code (or, if an account already signs in with it, a note saying so) and
+/// nothing changes until `POST /v1/me/email/confirm`; without mail, the address changes at
+/// once if it is free. A wrong password is a 422 counted like a failed sign-in; at most 5
+/// email changes per account per sign-in throttle window (429 after); 503 when the message
+/// could not be sent (nothing changed).
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
@@ -149,6 +166,8 @@ pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
         (status = 401, description = "Not signed in", body = Problem),
         (status = 422, description = "Invalid field, or a missing or wrong current_password", body = Problem),
         (status = 429, description = "Too many email changes or wrong passwords", body = Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "The message to the new address could not be sent; nothing changed", body = Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
@@ -221,15 +240,14 @@ pub async fn patch_me(
     // changes, so a wrong password changes nothing.
     let email_asked = match (new_email, b.current_password) {
         (Some(email), Some(password)) => {
-            accounts::change_email(&state, &caller, password, email).await?;
-            true
+            Some(accounts::change_email(&state, &caller, password, email).await?)
         }
-        _ => false,
+        _ => None,
     };
     let nothing_else =
         changes.display_name.is_none() && changes.timezone.is_none() && country.is_none();
-    if email_asked && nothing_else {
-        return Ok(email_change_answer());
+    if let (Some(asked), true) = (email_asked, nothing_else) {
+        return Ok(email_change_answer(asked));
     }
     changes.updated_at = Some(store::now());
     let c = caller.clone();
@@ -258,16 +276,45 @@ pub async fn patch_me(
             Ok(())
         })
         .await?;
-    if email_asked {
-        return Ok(email_change_answer());
+    if let Some(asked) = email_asked {
+        return Ok(email_change_answer(asked));
     }
     Ok(HttpResponse::Ok().json(load_me(&state, &caller).await?))
 }
 
-fn email_change_answer() -> HttpResponse {
+fn email_change_answer(asked: accounts::EmailChange) -> HttpResponse {
+    let message = match asked {
+        accounts::EmailChange::Applied => EMAIL_CHANGE_MESSAGE,
+        accounts::EmailChange::ConfirmationSent => EMAIL_CONFIRMATION_MESSAGE,
+    };
     HttpResponse::Accepted().json(EmailChangeAccepted {
-        message: EMAIL_CHANGE_MESSAGE.into(),
+        message: message.into(),
     })
+}
+
+/// Confirm a new sign-in address with the code mailed to it (when the server sends mail,
+/// `PATCH /v1/me` with `email` only asks for the change). The account signs in with the new
+/// address from now on, and the previous address gets a message saying so. The code works
+/// for 24 hours and for 5 wrong tries; a new `PATCH /v1/me` replaces it.
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    request_body = ConfirmEmail,
+    responses(
+        (status = 200, description = "The address changed: the updated user", body = Me),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 409, description = "Another account signs in with the address now; nothing changed", body = Problem),
+        (status = 422, description = "`code` is wrong or expired, or no change is waiting", body = Problem),
+    )
+)]
+#[post("/me/email/confirm")]
+pub async fn confirm_email(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<ConfirmEmail>,
+) -> Result<HttpResponse, ApiError> {
+    accounts::confirm_email(&state, &caller, &body.0.code).await?;
+    Ok(HttpResponse::Ok().json(load_me(&state, &caller).await?))
 }
 
 /// Change the signed-in user's password. Every session ends, this one included: sign in

@@ -66,6 +66,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(mfa::put_security)
                 .service(me::get_me)
                 .service(me::patch_me)
+                .service(me::confirm_email)
                 .service(me::change_password)
                 .service(access_log::my_access_log)
                 .service(disclosures::my_disclosures)

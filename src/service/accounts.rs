@@ -3,7 +3,8 @@
 
 use chrono::{Duration as TimeDelta, NaiveDate, NaiveDateTime};
 
-use crate::auth::{tokens, Caller, Role};
+use crate::auth::{tokens, totp, Caller, Role};
+use crate::delivery::email::{self, Mailer};
 use crate::domain::validation::FieldError;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -756,11 +757,41 @@ pub async fn change_password(
 /// not the address has an account, and this bounds how many addresses one account can try.
 pub const EMAIL_CHANGES_PER_WINDOW: i32 = 5;
 
-/// Changes the caller's sign-in address, if no other account has it, after checking their
-/// current password.
+/// How long the code mailed to a new address works.
+pub const EMAIL_CONFIRMATION_HOURS: i64 = 24;
+
+/// Wrong codes a pending email change survives; the next request must start again.
+pub const EMAIL_CONFIRMATION_TRIES: i32 = 5;
+
+/// What became of an email change that was asked for correctly. The same for a free address
+/// and a taken one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChange {
+    /// No mail is configured: the address changed at once if it was free.
+    Applied,
+    /// A message went to the new address: a code to confirm it (`confirm_email`) when it is
+    /// free, a note that it already has an account when it is not.
+    ConfirmationSent,
+}
+
+/// The mailer for messages to people (address confirmations), when SMTP is configured.
+fn mailer(state: &AppState) -> Result<Option<Mailer>, ApiError> {
+    state
+        .settings
+        .smtp
+        .as_ref()
+        .map(|s| Mailer::new(&s.url, &s.from).map_err(ApiError::internal))
+        .transpose()
+}
+
+/// Changes the caller's sign-in address after checking their current password.
 ///
-/// Whether the address was free is never told: taken or not, the answer is the same `Ok` and
-/// the audit record is the same `account.email_change_requested`. A wrong password is a 422 on
+/// With SMTP configured the new address must be confirmed: a code is mailed to it (or, when
+/// another account signs in with it, a note saying so) and nothing changes until
+/// [`confirm_email`]. Without, the address changes at once if no other account has it.
+///
+/// Whether the address was free is never told: taken or not, the answer is the same and the
+/// audit record is the same `account.email_change_requested`. A wrong password is a 422 on
 /// `current_password` counted on the account's sign-in throttle (as for a password change);
 /// every attempt counts against [`EMAIL_CHANGES_PER_WINDOW`].
 pub async fn change_email(
@@ -768,7 +799,8 @@ pub async fn change_email(
     caller: &Caller,
     current_password: String,
     new_email: String,
-) -> Result<(), ApiError> {
+) -> Result<EmailChange, ApiError> {
+    let mailer = mailer(state)?;
     let user = caller_user(state, caller).await?;
     let acct_key = format!("acct:{}", user.email);
     let email_key = format!("email-change:{}", user.id);
@@ -801,19 +833,47 @@ pub async fn change_email(
                 audit::record(
                     conn,
                     &c,
-                    audit::Event {
-                        action: "account.email_change_failed",
-                        patient_id: None,
-                        target_type: Some("user"),
-                        target_id: Some(&c.user_id),
-                        outcome: "failure",
-                    },
+                    own_account_event(&c, "account.email_change_failed", "failure"),
                 )?;
                 Ok(())
             })
             .await?;
         return Err(ApiError::field("current_password", "is incorrect"));
     }
+    match mailer {
+        None => {
+            change_email_at_once(state, caller, acct_key, new_email).await?;
+            Ok(EmailChange::Applied)
+        }
+        Some(mailer) => {
+            mail_email_confirmation(state, caller, &mailer, acct_key, new_email).await?;
+            Ok(EmailChange::ConfirmationSent)
+        }
+    }
+}
+
+/// The audit event of a change to the caller's own account.
+fn own_account_event<'a>(
+    c: &'a Caller,
+    action: &'static str,
+    outcome: &'static str,
+) -> audit::Event<'a> {
+    audit::Event {
+        action,
+        patient_id: (c.role == Role::Patient).then_some(c.user_id.as_str()),
+        target_type: Some("user"),
+        target_id: Some(&c.user_id),
+        outcome,
+    }
+}
+
+/// Without mail: the address changes now if it is free.
+async fn change_email_at_once(
+    state: &AppState,
+    caller: &Caller,
+    acct_key: String,
+    new_email: String,
+) -> Result<(), ApiError> {
     let c = caller.clone();
     let changed = state
         .store
@@ -846,17 +906,157 @@ pub async fn change_email(
             audit::record(
                 conn,
                 &c,
-                audit::Event {
-                    action: "account.email_change_requested",
-                    patient_id: (c.role == Role::Patient).then_some(c.user_id.as_str()),
-                    target_type: Some("user"),
-                    target_id: Some(&c.user_id),
-                    outcome: "success",
-                },
+                own_account_event(&c, "account.email_change_requested", "success"),
             )?;
             Ok(())
         })
         .await
+}
+
+/// With mail: a free address gets a code to confirm it (kept as a hash, replacing any earlier
+/// pending change), a taken one a note that it already has an account. The answer waits for
+/// the message to be handed to the SMTP server; if it cannot be, nothing is left pending.
+async fn mail_email_confirmation(
+    state: &AppState,
+    caller: &Caller,
+    mailer: &Mailer,
+    acct_key: String,
+    new_email: String,
+) -> Result<(), ApiError> {
+    let code = totp::new_typed_code();
+    let key = totp::typed_code_key(&code).ok_or_else(|| ApiError::internal("unreadable code"))?;
+    let c = caller.clone();
+    let to = new_email.clone();
+    let taken = state
+        .store
+        .transaction(move |conn| -> Result<bool, ApiError> {
+            sessions::clear_throttle(conn, &acct_key)?;
+            let taken = accounts::email_taken(conn, &to, Some(&c.user_id))?;
+            if taken {
+                accounts::drop_email_change(conn, &c.user_id)?;
+            } else {
+                let now = store::now();
+                accounts::put_email_change(
+                    conn,
+                    &accounts::EmailChangeRow {
+                        user_id: c.user_id.clone(),
+                        new_email: to,
+                        code_hash: tokens::hash_secret(&key),
+                        attempts: 0,
+                        expires_at: now + TimeDelta::hours(EMAIL_CONFIRMATION_HOURS),
+                        created_at: now,
+                    },
+                )?;
+            }
+            audit::record(
+                conn,
+                &c,
+                own_account_event(&c, "account.email_change_requested", "success"),
+            )?;
+            Ok(taken)
+        })
+        .await?;
+    let (subject, body) = if taken {
+        email::email_already_in_use_text()
+    } else {
+        email::email_confirmation_text(&code, EMAIL_CONFIRMATION_HOURS)
+    };
+    if let Err(e) = mailer.send_notice(&new_email, &subject, &body).await {
+        tracing::warn!(error = %e, "could not send an address confirmation");
+        let id = caller.user_id.clone();
+        let dropped = state
+            .store
+            .run(move |conn| accounts::drop_email_change(conn, &id).map_err(ApiError::from))
+            .await;
+        if let Err(e) = dropped {
+            tracing::warn!(error = %e, "could not drop an unsent email change");
+        }
+        return Err(ApiError::MailUnavailable);
+    }
+    Ok(())
+}
+
+/// Why a confirmation code did not change the address.
+enum Confirmation {
+    Changed { previous: String },
+    WrongCode,
+    Taken,
+}
+
+/// Confirms a pending email change with the code mailed to the new address: the account signs
+/// in with that address from now on, and its previous address is told. A wrong or expired
+/// code is a 422 on `code`, and after [`EMAIL_CONFIRMATION_TRIES`] wrong ones the change is
+/// dropped; an address another account took meanwhile is a 409.
+pub async fn confirm_email(state: &AppState, caller: &Caller, code: &str) -> Result<(), ApiError> {
+    let wrong = || ApiError::field("code", "is not the code we sent, or has expired");
+    let hash = totp::typed_code_key(code).map(|k| tokens::hash_secret(&k));
+    let c = caller.clone();
+    let outcome = state
+        .store
+        .transaction(move |conn| -> Result<Confirmation, ApiError> {
+            let now = store::now();
+            let pending = accounts::find_email_change(conn, &c.user_id)?;
+            let row = match pending.filter(|r| r.expires_at > now) {
+                Some(r) if hash.as_deref() == Some(r.code_hash.as_str()) => r,
+                wrong => {
+                    match wrong {
+                        Some(r) if r.attempts + 1 < EMAIL_CONFIRMATION_TRIES => {
+                            accounts::count_email_change_attempt(conn, &c.user_id)?
+                        }
+                        // Expired, out of tries, or nothing waiting.
+                        _ => accounts::drop_email_change(conn, &c.user_id)?,
+                    }
+                    audit::record(
+                        conn,
+                        &c,
+                        own_account_event(&c, "account.email_change_failed", "failure"),
+                    )?;
+                    return Ok(Confirmation::WrongCode);
+                }
+            };
+            accounts::drop_email_change(conn, &c.user_id)?;
+            if accounts::email_taken(conn, &row.new_email, Some(&c.user_id))? {
+                return Ok(Confirmation::Taken);
+            }
+            let previous = accounts::find_user(conn, &c.user_id)?
+                .ok_or(ApiError::NotFound)?
+                .email;
+            accounts::update_user(
+                conn,
+                &c.user_id,
+                &accounts::UserChanges {
+                    email: Some(row.new_email),
+                    updated_at: Some(now),
+                    ..Default::default()
+                },
+            )?;
+            audit::record(
+                conn,
+                &c,
+                own_account_event(&c, "account.email_changed", "success"),
+            )?;
+            Ok(Confirmation::Changed { previous })
+        })
+        .await;
+    let taken = || {
+        ApiError::Conflict(
+            "Another account signs in with this address now; nothing was changed.".into(),
+        )
+    };
+    match outcome {
+        Ok(Confirmation::Changed { previous }) => {
+            if let Some(mailer) = mailer(state)? {
+                let (subject, body) = email::email_changed_text();
+                if let Err(e) = mailer.send_notice(&previous, &subject, &body).await {
+                    tracing::warn!(error = %e, "could not tell the previous address of its change");
+                }
+            }
+            Ok(())
+        }
+        Ok(Confirmation::WrongCode) => Err(wrong()),
+        Ok(Confirmation::Taken) | Err(ApiError::Conflict(_)) => Err(taken()),
+        Err(e) => Err(e),
+    }
 }
 
 /// An invitation request.

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{organisations, users};
+use super::schema::{email_changes, organisations, users};
 use super::{DbConnection, StoreResult};
 
 /// An organisation (clinic).
@@ -205,5 +205,52 @@ pub fn set_crisis_resources(
     diesel::update(organisations::table.find(id))
         .set(organisations::crisis_resources.eq(json))
         .execute(conn)?;
+    Ok(())
+}
+
+/// An email change waiting for its new address to be confirmed (the code as a hash).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = email_changes)]
+pub struct EmailChangeRow {
+    pub user_id: String,
+    pub new_email: String,
+    pub code_hash: String,
+    pub attempts: i32,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+/// Replaces the user's pending email change with `row`.
+pub fn put_email_change(conn: &mut DbConnection, row: &EmailChangeRow) -> StoreResult<()> {
+    drop_email_change(conn, &row.user_id)?;
+    diesel::insert_into(email_changes::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user's pending email change, if any (expired or not).
+pub fn find_email_change(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> StoreResult<Option<EmailChangeRow>> {
+    Ok(email_changes::table
+        .find(user_id)
+        .select(EmailChangeRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Counts one wrong code against the user's pending email change.
+pub fn count_email_change_attempt(conn: &mut DbConnection, user_id: &str) -> StoreResult<()> {
+    diesel::update(email_changes::table.find(user_id))
+        .set(email_changes::attempts.eq(email_changes::attempts + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets the user's pending email change.
+pub fn drop_email_change(conn: &mut DbConnection, user_id: &str) -> StoreResult<()> {
+    diesel::delete(email_changes::table.find(user_id)).execute(conn)?;
     Ok(())
 }

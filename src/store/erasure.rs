@@ -140,6 +140,7 @@ pub fn erase(conn: &mut DbConnection, patient_id: &str, now: NaiveDateTime) -> S
         .execute(conn)?;
     diesel::delete(idempotency_keys::table.filter(idempotency_keys::user_id.eq(patient_id)))
         .execute(conn)?;
+    super::accounts::drop_email_change(conn, patient_id)?;
     diesel::update(invitations::table.filter(invitations::used_by.eq(patient_id)))
         .set(invitations::email.eq(None::<String>))
         .execute(conn)?;

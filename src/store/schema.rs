@@ -329,6 +329,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_changes (user_id) {
+        user_id -> Text,
+        new_email -> Text,
+        code_hash -> Text,
+        attempts -> Integer,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     mfa_challenges (token_hash) {
         token_hash -> Text,
         user_id -> Text,
@@ -396,6 +407,7 @@ diesel::joinable!(consents -> integrations (integration_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
+    email_changes,
     disclosures,
     users,
     patients,

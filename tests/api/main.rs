@@ -11,6 +11,7 @@ mod crisis;
 mod delivery;
 mod demo;
 mod disclosures;
+mod email_change;
 mod episodes;
 mod erasure;
 mod export;
