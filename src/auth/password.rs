@@ -1,5 +1,5 @@
 //! Passwords: argon2id at OWASP's parameters, hashed on a fixed set of threads behind a
-//! bounded queue, a dummy hash so unknown accounts cost the same time as known ones, and a
+//! bounded queue fair between sources, a dummy hash so unknown accounts cost the same time as known ones, and a
 //! strength check by zxcvbn with the user's own name and email as context.
 
 use std::sync::OnceLock;
@@ -193,29 +193,170 @@ fn weak_message(estimate: &zxcvbn::Entropy) -> String {
     message
 }
 
-/// Hashes and verifies on a fixed set of threads fed by a bounded queue.
+/// Hashes and verifies on a fixed set of threads fed by a bounded, fair queue.
 ///
 /// Each thread owns one argon2 memory buffer (19 MiB at our parameters), allocated on its first
 /// job and reused for every later one, so the memory argon2 uses is `threads × 19 MiB`
 /// whatever the load. A queued request holds only its password (at most [`MAX_BYTES`] + 1
-/// bytes), the stored hash and a reply slot. When the queue is full the caller is told at
-/// once ([`ApiError::Overloaded`], 503 with `Retry-After`) instead of waiting behind a flood,
-/// so a sign-in either starts within `queue × hash time / threads` or is refused quickly.
+/// bytes), the stored hash and a reply slot.
+///
+/// Requests are queued by source (a sign-in's network, an account) and the threads take them
+/// round-robin, one source at a time, so a flood from one network delays another network's
+/// sign-in by about one hash per flooding source, not by the whole queue. When the queue is
+/// full, a request from a source with fewer waiting than the longest takes the place of that
+/// source's newest, which is refused; otherwise the request itself is refused. A refusal is
+/// immediate ([`ApiError::Overloaded`], 503 with `Retry-After`), never a wait behind a flood.
 #[derive(Clone)]
 pub struct Hasher {
-    queue: std::sync::mpsc::SyncSender<Job>,
+    handle: std::sync::Arc<Handle>,
+}
+
+/// Closes the queue when the last [`Hasher`] clone is dropped, so the threads end.
+struct Handle {
+    queue: std::sync::Arc<FairQueue>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+/// What a refused or failed job answers.
+enum Failure {
+    /// Pushed out of a full queue by a source with fewer waiting.
+    Overloaded,
+    /// Argon2 or the stored hash failed.
+    Error(String),
 }
 
 enum Job {
     Hash {
         password: Vec<u8>,
-        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+        reply: tokio::sync::oneshot::Sender<Result<String, Failure>>,
     },
     Verify {
         password: Vec<u8>,
         hash: Option<String>,
-        reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, Failure>>,
     },
+}
+
+impl Job {
+    /// Answers the caller that the queue had no room for it.
+    fn refuse(self) {
+        metrics::counter!("aftercare_password_hashes_refused_total").increment(1);
+        match self {
+            Job::Hash { reply, .. } => {
+                let _ = reply.send(Err(Failure::Overloaded));
+            }
+            Job::Verify { reply, .. } => {
+                let _ = reply.send(Err(Failure::Overloaded));
+            }
+        }
+    }
+}
+
+/// Waiting jobs by source, served round-robin.
+#[derive(Default)]
+struct Queues {
+    by_source: std::collections::HashMap<String, std::collections::VecDeque<Job>>,
+    /// Sources with waiting jobs, in the order they are served.
+    turns: std::collections::VecDeque<String>,
+    waiting: usize,
+    closed: bool,
+}
+
+struct FairQueue {
+    capacity: usize,
+    queues: std::sync::Mutex<Queues>,
+    ready: std::sync::Condvar,
+}
+
+impl FairQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        // A thread that panicked holding the lock left the queues consistent (every change
+        // is completed before the lock is released).
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `job` for `source`; when full, the longest source's newest job gives way if
+    /// that source has more waiting than `source` would. The refused job is answered.
+    fn push(&self, source: &str, job: Job) -> Result<(), ApiError> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(ApiError::internal(
+                "the password hashing threads have stopped",
+            ));
+        }
+        if q.waiting >= self.capacity {
+            let mine = q.by_source.get(source).map_or(0, |j| j.len());
+            let longest = q
+                .by_source
+                .iter()
+                .max_by_key(|(_, jobs)| jobs.len())
+                .filter(|(_, jobs)| jobs.len() > mine + 1)
+                .map(|(s, _)| s.clone());
+            let Some(longest) = longest else {
+                drop(q);
+                job.refuse();
+                return Err(ApiError::Overloaded);
+            };
+            let evicted = q
+                .by_source
+                .get_mut(&longest)
+                .and_then(|jobs| jobs.pop_back());
+            if let Some(evicted) = evicted {
+                q.waiting -= 1;
+                evicted.refuse();
+            }
+        }
+        let jobs = q.by_source.entry(source.to_owned()).or_default();
+        jobs.push_back(job);
+        if jobs.len() == 1 {
+            q.turns.push_back(source.to_owned());
+        }
+        q.waiting += 1;
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, taking sources in turn; `None` once closed.
+    fn pop(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if q.closed {
+                return None;
+            }
+            while let Some(source) = q.turns.pop_front() {
+                let Some(jobs) = q.by_source.get_mut(&source) else {
+                    continue;
+                };
+                let job = jobs.pop_front();
+                if jobs.is_empty() {
+                    q.by_source.remove(&source);
+                } else {
+                    q.turns.push_back(source);
+                }
+                if let Some(job) = job {
+                    q.waiting -= 1;
+                    return Some(job);
+                }
+            }
+            q = self
+                .ready
+                .wait(q)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
 }
 
 fn dummy_hash() -> &'static str {
@@ -293,19 +434,14 @@ impl Worker {
         Ok(Output::new(out).map_err(|e| e.to_string())? == expected)
     }
 
-    fn run(mut self, jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
-        loop {
-            let job = match jobs.lock() {
-                Ok(rx) => rx.recv(),
-                Err(_) => return,
-            };
-            // Every sender is gone: the service has stopped.
-            let Ok(job) = job else { return };
+    fn run(mut self, jobs: &FairQueue) {
+        // None once every Hasher is gone: the service has stopped.
+        while let Some(job) = jobs.pop() {
             match job {
                 // A caller that gave up (its client went away) costs nothing more.
                 Job::Hash { password, reply } => {
                     if !reply.is_closed() {
-                        let _ = reply.send(self.hash(&password));
+                        let _ = reply.send(self.hash(&password).map_err(Failure::Error));
                     }
                 }
                 Job::Verify {
@@ -318,7 +454,8 @@ impl Worker {
                         let hash = hash.as_deref().unwrap_or_else(|| dummy_hash());
                         let result = self
                             .verify(&password, hash)
-                            .map(|ok| ok && known && password.len() <= MAX_BYTES);
+                            .map(|ok| ok && known && password.len() <= MAX_BYTES)
+                            .map_err(Failure::Error);
                         let _ = reply.send(result);
                     }
                 }
@@ -334,63 +471,86 @@ fn bounded(password: String) -> Vec<u8> {
     bytes
 }
 
+/// A job's answer as the caller sees it.
+async fn answer<T>(
+    reply: tokio::sync::oneshot::Receiver<Result<T, Failure>>,
+) -> Result<T, ApiError> {
+    match reply.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(Failure::Overloaded)) => Err(ApiError::Overloaded),
+        Ok(Err(Failure::Error(e))) => Err(ApiError::internal(e)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
 impl Hasher {
     /// A hasher with `threads` hashing threads and room for `queue` waiting requests.
     pub fn new(threads: usize, queue: usize) -> std::io::Result<Self> {
         // Compute the dummy once at start, not on the first unknown-account login.
         let _ = dummy_hash();
-        let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(1));
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let fair = std::sync::Arc::new(FairQueue {
+            capacity: queue.max(1),
+            queues: Default::default(),
+            ready: std::sync::Condvar::new(),
+        });
         for i in 0..threads.max(1) {
-            let rx = rx.clone();
+            let fair = fair.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || Worker { blocks: Vec::new() }.run(&rx))?;
+                .spawn(move || Worker { blocks: Vec::new() }.run(&fair))?;
         }
-        Ok(Self { queue: tx })
+        Ok(Self {
+            handle: std::sync::Arc::new(Handle { queue: fair }),
+        })
     }
 
-    fn submit(&self, job: Job) -> Result<(), ApiError> {
-        use std::sync::mpsc::TrySendError;
-        match self.queue.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                metrics::counter!("aftercare_password_hashes_refused_total").increment(1);
-                Err(ApiError::Overloaded)
-            }
-            Err(TrySendError::Disconnected(_)) => Err(ApiError::internal(
-                "the password hashing threads have stopped",
-            )),
-        }
-    }
-
-    /// Hashes a password (PHC string).
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submit(Job::Hash {
-            password: bounded(password),
-            reply,
-        })?;
-        answer
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)
+    /// Hashes a password (PHC string). `source` is whom the request is queued for (see
+    /// [`Hasher`]): the client's network for a sign-in, the account for a signed-in change.
+    pub async fn hash(&self, source: &str, password: String) -> Result<String, ApiError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.handle.queue.push(
+            source,
+            Job::Hash {
+                password: bounded(password),
+                reply,
+            },
+        )?;
+        answer(rx).await
     }
 
     /// Verifies `password` against `hash`; with `None` verifies against a dummy so the time
-    /// taken does not reveal whether the account exists.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submit(Job::Verify {
-            password: bounded(password),
-            hash,
-            reply,
-        })?;
-        answer
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)
+    /// taken does not reveal whether the account exists. `source` as for [`Hasher::hash`].
+    pub async fn verify(
+        &self,
+        source: &str,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.handle.queue.push(
+            source,
+            Job::Verify {
+                password: bounded(password),
+                hash,
+                reply,
+            },
+        )?;
+        answer(rx).await
     }
+}
+
+/// The hashing queue's source for a signed-in account's own request.
+pub fn account_source(user_id: &str) -> String {
+    format!("account:{user_id}")
+}
+
+/// The hashing queue's source for a request from a client address (its network, as the
+/// sign-in throttle counts them).
+pub fn network_source(client_ip: &str) -> String {
+    format!(
+        "network:{}",
+        crate::service::sign_in_throttle::network_of(client_ip)
+    )
 }
 
 #[cfg(test)]
@@ -475,19 +635,124 @@ mod tests {
         assert!(check_policy("password", "tidal-marsh-lantern", &me).is_ok());
     }
 
+    fn queue(capacity: usize) -> FairQueue {
+        FairQueue {
+            capacity,
+            queues: Default::default(),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    type Answer = tokio::sync::oneshot::Receiver<Result<bool, Failure>>;
+
+    /// Queues a verification whose password is `name`, returning its answer slot.
+    fn push(q: &FairQueue, source: &str, name: &str) -> (Result<(), ApiError>, Answer) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job::Verify {
+            password: name.as_bytes().to_vec(),
+            hash: None,
+            reply,
+        };
+        (q.push(source, job), rx)
+    }
+
+    fn name(job: Job) -> String {
+        match job {
+            Job::Verify { password, .. } | Job::Hash { password, .. } => {
+                String::from_utf8(password).unwrap()
+            }
+        }
+    }
+
+    fn refused(rx: &mut Answer) -> bool {
+        matches!(rx.try_recv(), Ok(Err(Failure::Overloaded)))
+    }
+
+    #[test]
+    fn sources_are_served_in_turn() {
+        let q = queue(10);
+        for n in ["a1", "a2", "a3"] {
+            assert!(push(&q, "a", n).0.is_ok());
+        }
+        assert!(push(&q, "b", "b1").0.is_ok());
+        assert!(push(&q, "c", "c1").0.is_ok());
+        let order: Vec<String> = (0..5).map(|_| name(q.pop().unwrap())).collect();
+        assert_eq!(order, ["a1", "b1", "c1", "a2", "a3"]);
+    }
+
+    #[test]
+    fn a_full_queue_makes_room_for_a_source_with_fewer_waiting() {
+        let q = queue(4);
+        let mut flood: Vec<Answer> = ["a1", "a2", "a3"]
+            .iter()
+            .map(|n| push(&q, "a", n).1)
+            .collect();
+        // One below capacity: nothing is refused.
+        let (ok, mut b1) = push(&q, "b", "b1");
+        assert!(ok.is_ok());
+        assert!(!flood.iter_mut().any(refused));
+        // Full: another source with fewer waiting pushes out the longest's newest.
+        let (ok, mut c1) = push(&q, "c", "c1");
+        assert!(ok.is_ok());
+        assert!(refused(&mut flood[2]));
+        assert!(!refused(&mut flood[0]) && !refused(&mut flood[1]));
+        // a has 2, b 1, c 1: a third from a, or a second from b, has no one to push out.
+        let (full, mut a4) = push(&q, "a", "a4");
+        assert!(matches!(full, Err(ApiError::Overloaded)));
+        assert!(refused(&mut a4));
+        let (full, _) = push(&q, "b", "b2");
+        assert!(matches!(full, Err(ApiError::Overloaded)));
+        // A source with none waiting still gets in (a has 2 > 0 + 1).
+        assert!(push(&q, "d", "d1").0.is_ok());
+        let order: Vec<String> = (0..4).map(|_| name(q.pop().unwrap())).collect();
+        assert_eq!(order, ["a1", "b1", "c1", "d1"]);
+        assert!(!refused(&mut b1) && !refused(&mut c1));
+    }
+
+    #[test]
+    fn a_closed_queue_ends_its_threads_and_takes_no_more() {
+        let q = queue(2);
+        q.close();
+        assert!(q.pop().is_none());
+        assert!(push(&q, "a", "a1").0.is_err());
+    }
+
+    #[actix_web::test]
+    async fn one_source_flooding_does_not_keep_another_out() {
+        let h = Hasher::new(1, 4).unwrap();
+        let flood: Vec<_> = (0..12)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.verify("flood", "guess".into(), None).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!h.verify("other", "mine".into(), None).await.unwrap());
+        let mut busy = 0;
+        for f in flood {
+            if matches!(f.await.unwrap(), Err(ApiError::Overloaded)) {
+                busy += 1;
+            }
+        }
+        assert!(
+            busy >= 7,
+            "one thread and four places cannot take twelve: {busy}"
+        );
+    }
+
     #[actix_web::test]
     async fn hash_and_verify() {
         let h = Hasher::new(2, 4).unwrap();
-        let hash = h.hash("tidal-marsh-lantern".into()).await.unwrap();
+        let hash = h.hash("t", "tidal-marsh-lantern".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(h
-            .verify("tidal-marsh-lantern".into(), Some(hash.clone()))
+            .verify("t", "tidal-marsh-lantern".into(), Some(hash.clone()))
             .await
             .unwrap());
         assert!(!h
-            .verify("tidal-marsh-lantern!".into(), Some(hash))
+            .verify("t", "tidal-marsh-lantern!".into(), Some(hash))
             .await
             .unwrap());
-        assert!(!h.verify("anything".into(), None).await.unwrap());
+        assert!(!h.verify("t", "anything".into(), None).await.unwrap());
     }
 }

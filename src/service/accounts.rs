@@ -3,7 +3,7 @@
 
 use chrono::{Duration as TimeDelta, NaiveDate, NaiveDateTime};
 
-use crate::auth::{tokens, totp, Caller, Role};
+use crate::auth::{password, tokens, totp, Caller, Role};
 use crate::delivery::email::{self, Mailer};
 use crate::domain::validation::FieldError;
 use crate::error::ApiError;
@@ -265,7 +265,8 @@ pub async fn register(
             "is not valid, has expired or was already used",
         ));
     }
-    let hash = state.hasher.hash(input.password).await?;
+    // One source for every registration: each needs a valid invitation code first.
+    let hash = state.hasher.hash("registration", input.password).await?;
     let st = state.clone();
     let (user, refresh) = state
         .store
@@ -354,7 +355,11 @@ async fn sign_in_again(
         .ok_or_else(used)?;
     if !state
         .hasher
-        .verify(password, Some(user.password_hash.clone()))
+        .verify(
+            &password::account_source(&user.id),
+            password,
+            Some(user.password_hash.clone()),
+        )
         .await?
     {
         return Err(used());
@@ -531,7 +536,11 @@ pub async fn login(state: &AppState, attempt: LoginAttempt) -> Result<Session, A
     let usable = user.as_ref().filter(|u| !u.disabled);
     let ok = state
         .hasher
-        .verify(attempt.password, usable.map(|u| u.password_hash.clone()))
+        .verify(
+            &password::network_source(&attempt.client_ip),
+            attempt.password,
+            usable.map(|u| u.password_hash.clone()),
+        )
         .await?;
     let st = state.clone();
     let request_id = attempt.request_id;
@@ -672,7 +681,11 @@ pub async fn check_current_password(
     }
     if !state
         .hasher
-        .verify(password, Some(user.password_hash.clone()))
+        .verify(
+            &password::account_source(&user.id),
+            password,
+            Some(user.password_hash.clone()),
+        )
         .await?
     {
         let (c, k) = (caller.clone(), keys.clone());
@@ -733,7 +746,10 @@ pub async fn change_password(
         client_ip,
     )
     .await?;
-    let hash = state.hasher.hash(new).await?;
+    let hash = state
+        .hasher
+        .hash(&password::account_source(&user.id), new)
+        .await?;
     let caller = caller.clone();
     state
         .store
@@ -823,7 +839,11 @@ pub async fn change_email(
     }
     if !state
         .hasher
-        .verify(current_password, Some(user.password_hash.clone()))
+        .verify(
+            &password::account_source(&user.id),
+            current_password,
+            Some(user.password_hash.clone()),
+        )
         .await?
     {
         let c = caller.clone();

@@ -32,7 +32,7 @@ pub async fn create_admin(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let hash = state.hasher.hash(password).await?;
+    let hash = state.hasher.hash("command-line", password).await?;
     state
         .store
         .transaction(move |conn| -> Result<(String, String), ApiError> {

@@ -504,7 +504,11 @@ pub async fn disable(
     }
     let password_ok = state
         .hasher
-        .verify(password, Some(user.password_hash.clone()))
+        .verify(
+            &crate::auth::password::account_source(&user.id),
+            password,
+            Some(user.password_hash.clone()),
+        )
         .await?;
     let (st, c) = (state.clone(), caller.clone());
     let outcome = state

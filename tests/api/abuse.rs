@@ -228,6 +228,59 @@ async fn thirty_right_sign_ins_at_once_from_one_clinic_network_all_succeed() {
 }
 
 #[tokio::test]
+async fn a_sign_in_flood_from_one_network_does_not_keep_another_networks_right_password_out() {
+    let app = clinic_app(&[
+        ("AFTERCARE_MAX_CONCURRENT_HASHES", "1"),
+        ("AFTERCARE_HASH_QUEUE", "4"),
+        ("AFTERCARE_LOGIN_MAX_FAILURES_PER_ADDRESS", "10000"),
+    ])
+    .await;
+    let admin = app.admin().await;
+    // Twenty clients on one network guess without pause, each on accounts of its own, so
+    // the hashing queue stays full of them while the flood lasts.
+    let flooding = Arc::new(AtomicBool::new(true));
+    let flood: Vec<_> = (0..20)
+        .map(|n| {
+            let (app, flooding) = (&app, flooding.clone());
+            async move {
+                let mut statuses = Vec::new();
+                let mut i = 0;
+                while flooding.load(Ordering::Relaxed) {
+                    let email = format!("guess{n}-{i}@example.org");
+                    statuses.push(
+                        login_via(app, ELSEWHERE, &email, "wrong-guess-here")
+                            .await
+                            .status,
+                    );
+                    i += 1;
+                }
+                statuses
+            }
+        })
+        .collect();
+    let owner = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(login_via(&app, CLINIC, &admin.email, PASSWORD).await.status);
+        }
+        flooding.store(false, Ordering::Relaxed);
+        answers
+    };
+    let (flood, owner) = tokio::join!(futures_util::future::join_all(flood), owner);
+    assert_eq!(
+        owner,
+        vec![200, 200, 200],
+        "the owner's network is served in turn"
+    );
+    let statuses: Vec<u16> = flood.into_iter().flatten().collect();
+    assert!(
+        statuses.contains(&503),
+        "the flood did fill the queue: {statuses:?}"
+    );
+}
+
+#[tokio::test]
 async fn eight_right_sign_ins_at_once_to_one_account_all_succeed() {
     let app = clinic_app(&[]).await;
     let admin = app.admin().await;

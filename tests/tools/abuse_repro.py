@@ -13,6 +13,9 @@ loop is bounded in count and time and ends by itself.
   python3 tests/tools/abuse_repro.py flood --pid $(pgrep -n aftercare) \
       --email admin@example.org --password '...'
   python3 tests/tools/abuse_repro.py stall --sockets 200
+
+With the server trusting this machine as a proxy (AFTERCARE_TRUSTED_PROXIES=127.0.0.1),
+--flood-from and --real-from put the flood and the real sign-in on different networks.
 """
 
 import argparse
@@ -34,12 +37,16 @@ def rss_mb(pid):
     return None
 
 
-async def request(host, port, method, path, body=None, timeout=120.0):
-    """One HTTP/1.1 request on a fresh connection; returns (status, seconds, text)."""
+async def request(host, port, method, path, body=None, timeout=120.0, client=None):
+    """One HTTP/1.1 request on a fresh connection; returns (status, seconds, text).
+
+    `client` is sent as X-Forwarded-For (the server must trust this machine as a proxy,
+    AFTERCARE_TRUSTED_PROXIES=127.0.0.1, for it to count)."""
     start = time.monotonic()
     payload = b"" if body is None else json.dumps(body).encode()
+    forwarded = f"X-Forwarded-For: {client}\r\n" if client else ""
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{forwarded}"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     ).encode()
     try:
@@ -73,6 +80,7 @@ async def flood(args):
             status, secs, _ = await request(
                 host, port, "POST", "/v1/auth/login",
                 {"email": args.email, "password": args.password},
+                client=args.real_from,
             )
             out.append((status, secs))
             await asyncio.sleep(1.0)
@@ -84,7 +92,8 @@ async def flood(args):
     start = time.monotonic()
     wrong = [
         request(host, port, "POST", "/v1/auth/login",
-                {"email": f"nobody{i % args.accounts}@example.org", "password": f"wrong-guess-{i}"})
+                {"email": f"nobody{i % args.accounts}@example.org", "password": f"wrong-guess-{i}"},
+                client=args.flood_from)
         for i in range(args.requests)
     ]
     results = await asyncio.gather(*wrong)
@@ -158,6 +167,8 @@ def main():
     p.add_argument("--accounts", type=int, default=7, help="how many (unknown) accounts the flood guesses at")
     p.add_argument("--email", default="admin@example.org")
     p.add_argument("--password", default="")
+    p.add_argument("--flood-from", help="the flood's client address (sent as X-Forwarded-For)")
+    p.add_argument("--real-from", help="the real sign-in's client address (X-Forwarded-For)")
     p.add_argument("--sockets", type=int, default=200)
     p.add_argument("--give-up", type=float, default=60.0)
     args = p.parse_args()

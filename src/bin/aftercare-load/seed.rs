@@ -288,7 +288,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     // One hash for every seeded account: argon2id costs tens of milliseconds each.
     let hash = state
         .hasher
-        .hash(PATIENT_PASSWORD.to_owned())
+        .hash("seed", PATIENT_PASSWORD.to_owned())
         .await
         .map_err(|e| anyhow!("cannot hash the password: {e}"))?;
     let started = Instant::now();
