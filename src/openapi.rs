@@ -16,7 +16,11 @@ relapse-risk patterns and counsellor alerts. Errors are RFC 9457 `application/pr
 response carrying patient data is `Cache-Control: no-store`.",
         license(name = "AGPL-3.0-or-later")
     ),
-    components(schemas(crate::error::Problem, crate::domain::validation::FieldError)),
+    components(schemas(
+        crate::error::Problem,
+        crate::domain::validation::FieldError,
+        crate::http::export::ExportFormat
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and metrics"),
@@ -143,6 +147,8 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
             // The organisation's `staff_mfa: required` closes every signed-in route but the
             // caller's own account and second factor to staff who have not enrolled yet.
+            // And every route that takes a token answers 403 to the other kind (a user's on an
+            // integration route, an integration's anywhere else).
             let signed_in = op.security.as_ref().is_some_and(|s| !s.is_empty());
             if signed_in && !crate::auth::caller::mfa_enrolment_open(path) {
                 const ENROL: &str = "or (type ending mfa-enrolment-required) the organisation \
@@ -154,6 +160,14 @@ fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                             .insert("403".into(), problem(&format!("Forbidden: {ENROL}"), false));
                     }
                 }
+            } else if signed_in {
+                responses.entry("403".into()).or_insert_with(|| {
+                    problem(
+                        "Forbidden: an integration's token (integrations reach only the \
+                         `/v1/integration/…` routes)",
+                        false,
+                    )
+                });
             }
         }
     }

@@ -384,6 +384,11 @@ pub async fn list_alerts(
         |s| crate::domain::policy::Severity::parse(s).is_some(),
         "must be info, warning, high or critical (or a comma-separated list of them)",
     )?;
+    if let Some(p) = &q.patient_id {
+        if uuid::Uuid::try_parse(p).is_err() {
+            return Err(bad_query("patient_id", "must be a patient id (a UUID)"));
+        }
+    }
     if let Some(r) = &q.rule {
         if crate::domain::policy::RuleId::parse(r).is_none() {
             return Err(bad_query("rule", "must be a rule id, e.g. craving_high"));

@@ -47,8 +47,21 @@ pub struct ExportQuery {
     /// `collection`, `application/fhir+json`) of the `Patient`, their `Consent`s, and per
     /// check-in a `QuestionnaireResponse` to `/fhir/Questionnaire/daily-check-in` and its
     /// `Observation`s.
-    #[param(example = "fhir")]
+    #[param(example = "fhir", value_type = Option<ExportFormat>)]
     pub format: Option<String>,
+}
+
+/// The export's forms, as `?format=` names them.
+// Only for the document: the handler reads the word itself, so that another word is a 400
+// naming the parameter.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ExportFormat {
+    /// aftercare's own document.
+    Json,
+    /// A FHIR R4 `Bundle`.
+    Fhir,
 }
 
 /// An alert with its history, as exported.

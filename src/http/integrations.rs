@@ -78,7 +78,7 @@ pub struct UpdateIntegration {
     #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// New granted scopes.
-    #[schema(min_items = 1)]
+    #[schema(value_type = Option<Vec<super::vocabulary::DataScope>>, min_items = 1)]
     pub scopes: Option<Vec<String>>,
     /// `true` disables the integration (its tokens stop at once), `false` enables it again.
     pub disabled: Option<bool>,

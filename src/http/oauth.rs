@@ -19,17 +19,25 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenForm {
     /// Always `client_credentials`.
-    #[schema(example = "client_credentials")]
+    #[schema(value_type = super::vocabulary::GrantType, example = "client_credentials")]
     pub grant_type: String,
     /// Space-separated scopes to ask for (`<category>.read`); default: every granted scope.
-    #[schema(example = "medication.read alerts.read")]
+    #[schema(
+        value_type = String,
+        required = false,
+        pattern = "^(wellbeing|substance_use|withdrawal|medication|support|safety|alerts|phase)\\.read( (wellbeing|substance_use|withdrawal|medication|support|safety|alerts|phase)\\.read)*$",
+        example = "medication.read alerts.read"
+    )]
     pub scope: Option<String>,
     /// With `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[schema(value_type = super::vocabulary::ClientAssertionType, required = false)]
     pub client_assertion_type: Option<String>,
     /// With `private_key_jwt`: the signed JWT (`iss` = `sub` = client id, `aud` = this token
     /// endpoint's URL, `exp` at most 5 minutes ahead, a `jti` used once).
+    #[schema(value_type = String, required = false)]
     pub client_assertion: Option<String>,
     /// Optional with `private_key_jwt`; must then be the assertion's issuer.
+    #[schema(value_type = String, required = false)]
     pub client_id: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use super::pagination::{Page, PageParams};
 use super::types::utc;
 use super::vocabulary::AuditOutcome;
 use crate::auth::{Caller, Role};
+use crate::domain::validation::FieldError;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditFilter, AuditRow};
@@ -104,6 +105,17 @@ pub async fn audit_events(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let q = q.0;
+    for (name, id) in [("actor_id", &q.actor_id), ("patient_id", &q.patient_id)] {
+        if id
+            .as_deref()
+            .is_some_and(|v| uuid::Uuid::try_parse(v).is_err())
+        {
+            return Err(ApiError::BadQuery(vec![FieldError::new(
+                name,
+                "must be an id (a UUID)",
+            )]));
+        }
+    }
     let paging = PageParams {
         limit: q.limit,
         cursor: q.cursor,

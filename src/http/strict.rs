@@ -139,6 +139,15 @@ fn visit_object<'de, V: Visitor<'de>>(
     })
 }
 
+/// Integer methods of [`Strict`]'s deserializer: each reads through [`Strict::whole`].
+macro_rules! whole_numbers {
+    ($($method:ident)+) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole(visitor)
+        })+
+    };
+}
+
 impl<'de> Deserializer<'de> for Strict<'de> {
     type Error = Error;
 
@@ -201,9 +210,37 @@ impl<'de> Deserializer<'de> for Strict<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    whole_numbers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        bool f32 f64 char str string bytes byte_buf
         unit unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+/// The largest whole number a JSON number written with a fraction holds exactly (2^53).
+const EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
+
+impl<'de> Strict<'de> {
+    /// An integer field: JSON Schema's `integer` is a value, not a spelling, so `5.0` is 5
+    /// (as clients that write every number as a float send it); `5.5` stays a type error.
+    fn whole<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if let Value::Number(n) = self.0 {
+            if let (None, None, Some(f)) = (n.as_u64(), n.as_i64(), n.as_f64()) {
+                if f.fract() == 0.0 && f.abs() <= EXACT_WHOLE {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    return if f < 0.0 {
+                        visitor.visit_i64(f as i64)
+                    } else {
+                        visitor.visit_u64(f as u64)
+                    };
+                }
+            }
+        }
+        self.deserialize_any(visitor)
     }
 }
 
@@ -299,6 +336,19 @@ mod tests {
         assert_eq!(o.inner, Some(Inner { a: 1, b: -2 }));
         assert_eq!(o.score, Some(3.0));
         assert_eq!(o.list, Some(vec!["x".to_owned()]));
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_that_number() {
+        let o: Outer = read(&json!({"inner": {"a": 5.0, "b": -2.0}})).unwrap();
+        assert_eq!(o.inner, Some(Inner { a: 5, b: -2 }));
+        // A real fraction, or a float past 2^53, is still not an integer.
+        let e = read::<Outer>(&json!({"inner": {"a": 5.5, "b": 0}})).unwrap_err();
+        assert_eq!(e.path().to_string(), "inner.a");
+        assert!(read::<Outer>(&json!({"inner": {"a": 1e300, "b": 0}})).is_err());
+        // A float field takes an integer as ever.
+        let o: Outer = read(&json!({"score": 3.5})).unwrap();
+        assert_eq!(o.score, Some(3.5));
     }
 
     #[test]

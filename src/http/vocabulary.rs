@@ -230,6 +230,25 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// The token endpoint's one grant type.
+    GrantType {
+        /// RFC 6749 §4.4: the client's own credentials.
+        ClientCredentials = "client_credentials",
+    }
+}
+
+vocabulary! {
+    /// How a client assertion is sent (RFC 7523).
+    ClientAssertionType {
+        /// A signed JWT (`private_key_jwt`).
+        JwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
+}
+
+/// The token request's `scope`: one or more [`DataScope`]s, separated by single spaces.
+pub const SCOPE_LIST_PATTERN: &str = "^(wellbeing|substance_use|withdrawal|medication|support|safety|alerts|phase)\\.read( (wellbeing|substance_use|withdrawal|medication|support|safety|alerts|phase)\\.read)*$";
+
+vocabulary! {
     /// An RFC 6749 §5.2 error code of the token endpoint.
     OAuthErrorCode {
         /// A parameter missing, repeated or malformed.
@@ -341,6 +360,32 @@ mod tests {
         check::<DataScope>();
         check::<DeliveryStatus>();
         check::<OAuthErrorCode>();
+        check::<GrantType>();
+        check::<ClientAssertionType>();
+        assert_eq!(
+            GrantType::WORDS,
+            [crate::service::oauth::CLIENT_CREDENTIALS]
+        );
+        assert_eq!(
+            ClientAssertionType::WORDS,
+            [crate::service::oauth::JWT_BEARER]
+        );
+    }
+
+    #[test]
+    fn the_scope_pattern_lists_every_scope_and_nothing_else() {
+        let words: Vec<&str> = DataScope::WORDS
+            .iter()
+            .map(|s| s.trim_end_matches(".read"))
+            .collect();
+        let one = format!("({})\\.read", words.join("|"));
+        assert_eq!(SCOPE_LIST_PATTERN, format!("^{one}( {one})*$"));
+        // The token form's schema states it (an attribute needs the literal).
+        let form = serde_json::to_value(
+            <crate::http::oauth::TokenForm as utoipa::PartialSchema>::schema(),
+        )
+        .unwrap_or_default();
+        assert_eq!(form["properties"]["scope"]["pattern"], SCOPE_LIST_PATTERN);
     }
 
     #[test]

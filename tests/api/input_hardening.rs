@@ -101,6 +101,24 @@ async fn a_nul_in_a_path_or_query_is_not_found_or_a_bad_query() {
         .await
         .expect_problem(400);
     assert_eq!(r.error_fields(), vec!["status"]);
+    // A filter by something that is no id at all is a bad query, not an empty page.
+    for bad in ["", "not-an-id"] {
+        let r = app
+            .get(&format!("/v1/alerts?patient_id={bad}"), counsellor.t())
+            .await
+            .expect_problem(400);
+        assert_eq!(r.error_fields(), vec!["patient_id"]);
+        for param in ["patient_id", "actor_id"] {
+            let r = app
+                .get(
+                    &format!("/v1/organisation/audit-events?{param}={bad}"),
+                    admin.t(),
+                )
+                .await
+                .expect_problem(400);
+            assert_eq!(r.error_fields(), vec![param]);
+        }
+    }
 }
 
 #[tokio::test]
@@ -376,8 +394,9 @@ async fn every_documented_route_has_an_access_rule_and_the_wrong_role_gets_403_f
                 missing.push(format!("{method} {path}"));
                 continue;
             };
-            let url = format!("{}?x=1", concrete(path));
-            // A body no route accepts, and a query parameter no route knows.
+            let url = format!("{}?x=1&cursor=%00", concrete(path));
+            // A body no route accepts, a query parameter no route knows, and one no stored
+            // value can match (a NUL): none of them is told before the caller is admitted.
             let body = json!({"not_a_field": [1]});
             let with_body = (*method != "GET" && *method != "DELETE").then_some(&body);
             if access != Access::Public {
@@ -545,4 +564,36 @@ async fn every_response_says_nosniff_and_the_docs_cannot_be_framed() {
     // The API's own answers are not pages to frame either.
     let me = app.get("/v1/me", admin.t()).await;
     assert_eq!(me.header("x-frame-options"), Some("DENY"));
+}
+
+#[tokio::test]
+async fn a_whole_number_written_as_a_float_is_that_number_and_a_fraction_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let counsellor = app.counsellor(&admin).await;
+    let patient = app.patient(&counsellor).await;
+
+    // JSON Schema's `integer` is a value: 9.0 is 9 (a client writing every number as a
+    // float sends it so), and it counts for the rules as 9 does.
+    let r = app
+        .checkin(
+            &patient,
+            today(NY),
+            &calm_with(json!({"craving": 9.0, "meals": 3.0})),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["check_in"]["craving"], 9);
+    assert_eq!(r.body["check_in"]["meals"], 3);
+    // 8.5 is not a whole number: refused, naming the field, and the stored one stays.
+    let r = app
+        .checkin(&patient, today(NY), &calm_with(json!({"craving": 8.5})))
+        .await
+        .expect_problem(422);
+    assert_eq!(r.error_fields(), vec!["craving"]);
+    let stored = app
+        .get(&format!("/v1/me/check-ins/{}", today(NY)), patient.t())
+        .await
+        .expect(200);
+    assert_eq!(stored.body["craving"], 9);
 }
