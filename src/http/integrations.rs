@@ -43,8 +43,20 @@ pub struct RegisterIntegration {
     pub token_endpoint_auth_method: AuthMethod,
     /// The app's public signing keys, a JWK Set (RSA, EC P-256/P-384 or OKP Ed25519; no
     /// private members), for `private_key_jwt` only.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<JwkSet>)]
     pub jwks: Option<serde_json::Value>,
+}
+
+/// A JWK Set (RFC 7517 §5): an app's public keys.
+// For the document only: the handlers read the JSON itself, so that each key's fault is a
+// 422 naming it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JwkSet {
+    /// The public keys: each an RFC 7517 JWK with `kty` (`RSA`, `EC` on P-256/P-384, `OKP`
+    /// Ed25519), a `kid`, and no private members.
+    #[schema(value_type = Vec<Object>, min_items = 1)]
+    keys: Vec<serde_json::Value>,
 }
 
 /// How an integration authenticates at `POST /oauth/token`.
@@ -83,7 +95,7 @@ pub struct UpdateIntegration {
     /// `true` disables the integration (its tokens stop at once), `false` enables it again.
     pub disabled: Option<bool>,
     /// Replacement public keys (`private_key_jwt` only); tokens issued before stop working.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<JwkSet>)]
     pub jwks: Option<serde_json::Value>,
 }
 
@@ -108,7 +120,7 @@ pub struct Integration {
     pub token_endpoint_auth_method: AuthMethod,
     /// Its registered public keys (`private_key_jwt`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<JwkSet>)]
     pub jwks: Option<serde_json::Value>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,

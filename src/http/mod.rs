@@ -266,7 +266,8 @@ pub async fn audit_denials(
         actix_web::http::StatusCode::NOT_FOUND => "object.denied",
         _ => return Ok(res),
     };
-    let object = object_id(request);
+    // What the path named, whatever it was (bounded: it is the caller's text).
+    let object = object_id(request).map(|o| o.chars().take(64).collect::<String>());
     // A 404 is a denial only for a route's object; an unknown path is not.
     if action == "object.denied" && object.is_none() {
         return Ok(res);
@@ -283,7 +284,10 @@ pub async fn audit_denials(
             request.method(),
             route_pattern(request).unwrap_or_default()
         );
-        let patient = object.clone().filter(|_| route.contains("/patients/{id}"));
+        // Only an id can name a patient; any other text is kept as the target alone.
+        let patient = object
+            .clone()
+            .filter(|id| route.contains("/patients/{id}") && uuid::Uuid::try_parse(id).is_ok());
         let written = state
             .store
             .run(move |conn| -> Result<(), ApiError> {

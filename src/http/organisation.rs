@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::Query;
 use super::pagination::{Page, PageParams};
 use super::types::utc;
-use super::vocabulary::AuditOutcome;
+use super::vocabulary::{AuditOutcome, Vocabulary};
 use crate::auth::{Caller, Role};
 use crate::domain::validation::FieldError;
 use crate::error::{ApiError, Problem};
@@ -113,6 +113,14 @@ pub async fn audit_events(
             return Err(ApiError::BadQuery(vec![FieldError::new(
                 name,
                 "must be an id (a UUID)",
+            )]));
+        }
+    }
+    if let Some(o) = &q.outcome {
+        if !AuditOutcome::WORDS.contains(&o.as_str()) {
+            return Err(ApiError::BadQuery(vec![FieldError::new(
+                "outcome",
+                "must be success, failure or denied",
             )]));
         }
     }

@@ -119,6 +119,31 @@ async fn a_nul_in_a_path_or_query_is_not_found_or_a_bad_query() {
             assert_eq!(r.error_fields(), vec![param]);
         }
     }
+    let r = app
+        .get("/v1/organisation/audit-events?outcome=AAA", admin.t())
+        .await
+        .expect_problem(400);
+    assert_eq!(r.error_fields(), vec!["outcome"]);
+    // A probe with something that is no id is audited as a denial of that text, and never
+    // as a patient.
+    app.get("/v1/patients/not-a-patient", counsellor.t())
+        .await
+        .expect_problem(404);
+    let r = app
+        .get(
+            "/v1/organisation/audit-events?action=object.denied",
+            admin.t(),
+        )
+        .await
+        .expect(200);
+    let probe = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target_id"] == "not-a-patient")
+        .cloned()
+        .unwrap_or_else(|| panic!("no denial audited: {}", r.text));
+    assert_eq!(probe["patient_id"], Value::Null, "{probe}");
 }
 
 #[tokio::test]
