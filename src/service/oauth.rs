@@ -109,6 +109,71 @@ struct Unverified {
     iss: Option<String>,
 }
 
+/// Why a client's authentication failed. Its text is logged; [`Self::told_to_client`] says
+/// whether the client is told it too.
+#[derive(Debug, Clone, PartialEq)]
+enum ClientAuthFailure {
+    UnknownClient,
+    Disabled,
+    WrongSecret,
+    /// An assertion from a client registered for `client_secret_basic`.
+    RegisteredForSecret,
+    MalformedAssertion,
+    Algorithm(String),
+    NoKeysRegistered,
+    NoKeyForKid,
+    KeyForAnotherAlgorithm,
+    UnusableKey,
+    /// `jsonwebtoken` refused the assertion (signature, `aud`, `exp`, `nbf`, …).
+    InvalidAssertion(String),
+    IssuerNotSubject,
+    ExpiresTooFarAhead,
+    NoJti,
+    Replayed,
+}
+
+impl std::fmt::Display for ClientAuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownClient => f.write_str("unknown client"),
+            Self::Disabled => f.write_str("client disabled"),
+            Self::WrongSecret => f.write_str("wrong secret"),
+            Self::RegisteredForSecret => f.write_str("client registered for client_secret_basic"),
+            Self::MalformedAssertion => f.write_str("malformed assertion"),
+            Self::Algorithm(alg) => write!(f, "algorithm {alg} is not accepted"),
+            Self::NoKeysRegistered => f.write_str("no keys registered"),
+            Self::NoKeyForKid => f.write_str("no registered key matches the assertion's kid"),
+            Self::KeyForAnotherAlgorithm => {
+                f.write_str("the key is registered for another algorithm")
+            }
+            Self::UnusableKey => f.write_str("unusable key"),
+            Self::InvalidAssertion(e) => write!(f, "assertion not valid: {e}"),
+            Self::IssuerNotSubject => f.write_str("iss and sub must both be the client id"),
+            Self::ExpiresTooFarAhead => f.write_str("exp is more than 5 minutes ahead"),
+            Self::NoJti => f.write_str("jti is required"),
+            Self::Replayed => f.write_str("assertion replayed (jti used before)"),
+        }
+    }
+}
+
+impl ClientAuthFailure {
+    /// An assertion's own faults are told to its sender (it holds the key and needs to know
+    /// what to fix); whether a client exists, is disabled, or how its registration or a
+    /// secret is wrong is not.
+    fn told_to_client(&self) -> bool {
+        matches!(
+            self,
+            Self::Algorithm(_)
+                | Self::NoKeyForKid
+                | Self::InvalidAssertion(_)
+                | Self::IssuerNotSubject
+                | Self::ExpiresTooFarAhead
+                | Self::NoJti
+                | Self::Replayed
+        )
+    }
+}
+
 /// Verifies a client assertion against the integration's registered keys; the `jti` and
 /// its expiry on success.
 fn verify_assertion(
@@ -116,29 +181,30 @@ fn verify_assertion(
     assertion: &str,
     token_url: &str,
     now: i64,
-) -> Result<(String, i64), String> {
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| "malformed assertion")?;
+) -> Result<(String, i64), ClientAuthFailure> {
+    use ClientAuthFailure as F;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| F::MalformedAssertion)?;
     let alg = format!("{:?}", header.alg);
     if !ASSERTION_ALGORITHMS.contains(&alg.as_str()) {
-        return Err(format!("algorithm {alg} is not accepted"));
+        return Err(F::Algorithm(alg));
     }
     let set: jsonwebtoken::jwk::JwkSet = row
         .jwks
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or("no keys registered")?;
+        .ok_or(F::NoKeysRegistered)?;
     let key = match &header.kid {
         Some(kid) => set.find(kid),
         None if set.keys.len() == 1 => set.keys.first(),
         None => None,
     }
-    .ok_or("no registered key matches the assertion's kid")?;
+    .ok_or(F::NoKeyForKid)?;
     if let Some(a) = &key.common.key_algorithm {
         if format!("{a:?}") != alg {
-            return Err("the key is registered for another algorithm".into());
+            return Err(F::KeyForAnotherAlgorithm);
         }
     }
-    let decoding = jsonwebtoken::DecodingKey::from_jwk(key).map_err(|_| "unusable key")?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(key).map_err(|_| F::UnusableKey)?;
     let mut v = jsonwebtoken::Validation::new(header.alg);
     // SMART Backend Services name the token URL; RFC 7523 allows the issuer too.
     let issuer = token_url.trim_end_matches("/oauth/token");
@@ -149,20 +215,20 @@ fn verify_assertion(
     v.leeway = LEEWAY_SECS;
     v.validate_nbf = true;
     let data = jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &v)
-        .map_err(|e| format!("assertion not valid: {e}"))?;
+        .map_err(|e| F::InvalidAssertion(e.to_string()))?;
     let c = data.claims;
     if c.iss.as_deref() != Some(row.client_id.as_str())
         || c.sub.as_deref() != Some(row.client_id.as_str())
     {
-        return Err("iss and sub must both be the client id".into());
+        return Err(F::IssuerNotSubject);
     }
     if c.exp > now + MAX_ASSERTION_LIFETIME_SECS + i64::try_from(LEEWAY_SECS).unwrap_or(30) {
-        return Err("exp is more than 5 minutes ahead".into());
+        return Err(F::ExpiresTooFarAhead);
     }
     let jti = c
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 255)
-        .ok_or("jti is required")?;
+        .ok_or(F::NoJti)?;
     Ok((jti, c.exp))
 }
 
@@ -243,22 +309,22 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
     }
     let now = chrono::Utc::now().timestamp();
     let token_url = state.token_url();
-    let verdict: Result<(IntegrationRow, Option<(String, i64)>), String> =
+    let verdict: Result<(IntegrationRow, Option<(String, i64)>), ClientAuthFailure> =
         match (row, &req.credentials) {
-            (None, _) => Err("unknown client".into()),
-            (Some(r), _) if !r.is_active() => Err("client disabled".into()),
+            (None, _) => Err(ClientAuthFailure::UnknownClient),
+            (Some(r), _) if !r.is_active() => Err(ClientAuthFailure::Disabled),
             (Some(r), ClientCredentials::Basic { secret, .. }) => {
                 let ok = r.token_endpoint_auth_method == "client_secret_basic"
                     && r.secret_hash.as_deref() == Some(hash_secret(secret).as_str());
                 if ok {
                     Ok((r, None))
                 } else {
-                    Err("wrong secret".into())
+                    Err(ClientAuthFailure::WrongSecret)
                 }
             }
             (Some(r), ClientCredentials::Assertion { assertion, .. }) => {
                 if r.token_endpoint_auth_method != "private_key_jwt" {
-                    Err("client registered for client_secret_basic".into())
+                    Err(ClientAuthFailure::RegisteredForSecret)
                 } else {
                     verify_assertion(&r, assertion, &token_url, now).map(|j| (r, Some(j)))
                 }
@@ -269,7 +335,7 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
     let outcome = state
         .store
         .transaction(
-            move |conn| -> Result<Result<IntegrationRow, String>, ApiError> {
+            move |conn| -> Result<Result<IntegrationRow, ClientAuthFailure>, ApiError> {
                 let at = db::now();
                 let verdict = match verdict {
                     Ok((row, Some((jti, exp)))) => {
@@ -279,7 +345,7 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
                         if store::use_assertion(conn, &row.id, &jti, expires, at)? {
                             Ok(row)
                         } else {
-                            Err("assertion replayed (jti used before)".to_owned())
+                            Err(ClientAuthFailure::Replayed)
                         }
                     }
                     Ok((row, None)) => Ok(row),
@@ -315,15 +381,7 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
         .await?;
     let row = outcome.map_err(|why| {
         tracing::info!(reason = %why, "client authentication failed");
-        // An assertion's own faults are told to its sender (they hold the key and need to
-        // know what to fix); whether a client exists or a secret was near is not.
-        if why.starts_with("assertion")
-            || why.starts_with("exp ")
-            || why.starts_with("jti")
-            || why.starts_with("iss ")
-            || why.starts_with("algorithm")
-            || why.starts_with("no registered key")
-        {
+        if why.told_to_client() {
             OAuthError::InvalidClient(format!("Client authentication failed: {why}."))
         } else {
             OAuthError::InvalidClient("Client authentication failed.".into())
@@ -357,6 +415,34 @@ pub async fn token(state: &AppState, req: TokenRequest) -> Result<Issued, OAuthE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_assertion_s_own_faults_are_told_to_the_client() {
+        use ClientAuthFailure as F;
+        for told in [
+            F::Algorithm("HS256".into()),
+            F::NoKeyForKid,
+            F::InvalidAssertion("ExpiredSignature".into()),
+            F::IssuerNotSubject,
+            F::ExpiresTooFarAhead,
+            F::NoJti,
+            F::Replayed,
+        ] {
+            assert!(told.told_to_client(), "{told}");
+        }
+        for kept in [
+            F::UnknownClient,
+            F::Disabled,
+            F::WrongSecret,
+            F::RegisteredForSecret,
+            F::MalformedAssertion,
+            F::NoKeysRegistered,
+            F::KeyForAnotherAlgorithm,
+            F::UnusableKey,
+        ] {
+            assert!(!kept.told_to_client(), "{kept}");
+        }
+    }
 
     #[test]
     fn asked_scopes_must_be_granted() {
