@@ -140,20 +140,30 @@ pub fn record_integration(
 ) -> StoreResult<()> {
     audit::insert(
         conn,
-        &AuditRow {
-            id: store::new_id(),
-            organisation_id: Some(organisation_id.to_owned()),
-            actor_id: Some(integration_id.to_owned()),
-            actor_role: Some(INTEGRATION_ROLE.to_owned()),
-            action: e.action.to_owned(),
-            patient_id: e.patient_id.map(str::to_owned),
-            target_type: e.target_type.map(str::to_owned),
-            target_id: e.target_id.map(str::to_owned),
-            outcome: e.outcome.to_owned(),
-            request_id: request_id.map(str::to_owned),
-            created_at: store::now(),
-        },
+        &integration_row(organisation_id, integration_id, request_id, e),
     )
+}
+
+/// The record of an event by an integration, to insert with others.
+pub fn integration_row(
+    organisation_id: &str,
+    integration_id: &str,
+    request_id: Option<&str>,
+    e: Event<'_>,
+) -> AuditRow {
+    AuditRow {
+        id: store::new_id(),
+        organisation_id: Some(organisation_id.to_owned()),
+        actor_id: Some(integration_id.to_owned()),
+        actor_role: Some(INTEGRATION_ROLE.to_owned()),
+        action: e.action.to_owned(),
+        patient_id: e.patient_id.map(str::to_owned),
+        target_type: e.target_type.map(str::to_owned),
+        target_id: e.target_id.map(str::to_owned),
+        outcome: e.outcome.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        created_at: store::now(),
+    }
 }
 
 /// The audit trail's role for an integration actor.

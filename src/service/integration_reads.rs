@@ -89,31 +89,43 @@ fn disclose(
     action: &str,
     target_type: &str,
 ) -> Result<(), ApiError> {
-    disclosures::insert(
-        conn,
-        &DisclosureRow {
-            id: db::new_id(),
-            organisation_id: integration.organisation_id.clone(),
-            patient_id: who.user.id.clone(),
-            kind: "integration".into(),
-            recipient_name: integration.name.clone(),
-            recipient_affiliation: None,
-            nature: None,
-            categories: categories::stored(categories),
-            what: Some(what.to_owned()),
-            consent_id: Some(who.consent.id.clone()),
-            recorded_by: None,
-            disclosed_at: db::now(),
-        },
-    )?;
-    audit::record_integration(
-        conn,
+    let (disclosure, audit_row) =
+        disclosure_rows(integration, who, categories, what, action, target_type);
+    disclosures::insert(conn, &disclosure)?;
+    crate::store::audit::insert(conn, &audit_row)?;
+    Ok(())
+}
+
+/// A disclosure to an integration and its audit record, to insert.
+fn disclosure_rows(
+    integration: &IntegrationCaller,
+    who: &ConsentingPatient,
+    categories: &BTreeSet<Category>,
+    what: &str,
+    action: &str,
+    target_type: &str,
+) -> (DisclosureRow, crate::store::audit::AuditRow) {
+    let disclosure = DisclosureRow {
+        id: db::new_id(),
+        organisation_id: integration.organisation_id.clone(),
+        patient_id: who.user.id.clone(),
+        kind: "integration".into(),
+        recipient_name: integration.name.clone(),
+        recipient_affiliation: None,
+        nature: None,
+        categories: categories::stored(categories),
+        what: Some(what.to_owned()),
+        consent_id: Some(who.consent.id.clone()),
+        recorded_by: None,
+        disclosed_at: db::now(),
+    };
+    let audit_row = audit::integration_row(
         &integration.organisation_id,
         &integration.integration_id,
         integration.request_id.as_deref(),
         audit::Event::patient(action, &who.user.id, target_type, Some(&who.consent.id)),
-    )?;
-    Ok(())
+    );
+    (disclosure, audit_row)
 }
 
 /// The refusal of a category outside consent ∩ scopes.
@@ -173,6 +185,7 @@ pub async fn list_patients(
             let ids: Vec<String> = rows.iter().map(|r| r.patient_id.clone()).collect();
             let users = accounts::find_users(conn, &ids)?;
             let mut out = Vec::new();
+            let (mut disclosed, mut audited) = (Vec::new(), Vec::new());
             for consent in rows {
                 let Some(user) = users.iter().find(|u| u.id == consent.patient_id) else {
                     continue;
@@ -188,17 +201,21 @@ pub async fn list_patients(
                     user: user.clone(),
                     consent,
                 };
-                disclose(
-                    conn,
+                let (d, a) = disclosure_rows(
                     &i,
                     &who,
                     &BTreeSet::new(),
                     "GET /v1/integration/patients",
                     "patient.list",
                     "patient",
-                )?;
+                );
+                disclosed.push(d);
+                audited.push(a);
                 out.push(who);
             }
+            // One statement each for the page (in chunks on PostgreSQL).
+            disclosures::insert_many(conn, &disclosed)?;
+            crate::store::audit::insert_many(conn, &audited)?;
             Ok((out, next))
         })
         .await

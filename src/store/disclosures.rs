@@ -36,6 +36,12 @@ pub fn insert(conn: &mut DbConnection, row: &DisclosureRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// Records several disclosures (see `insert_rows!`).
+pub fn insert_many(conn: &mut DbConnection, rows: &[DisclosureRow]) -> StoreResult<()> {
+    insert_rows!(conn, disclosures::table, rows);
+    Ok(())
+}
+
 /// A patient's disclosures, newest first before the cursor id, each with the display name of
 /// the staff member who recorded it.
 pub fn for_patient(
