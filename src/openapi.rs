@@ -68,7 +68,64 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     let mut doc = doc;
     complete_errors(&mut doc);
+    always_on(&mut doc);
+    substances_only_with_use(&mut doc);
     doc
+}
+
+/// `self_harm` and `sos` can never be switched off (their settings type, `Toggle`, serves
+/// those two alone): the document says `enabled` is `true` (or, in an override, left out or
+/// null), so that a client cannot build the policy the server refuses.
+fn always_on(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (name, allowed) in [
+        ("Toggle", vec![serde_json::Value::Bool(true)]),
+        (
+            "ToggleOverride",
+            vec![serde_json::Value::Bool(true), serde_json::Value::Null],
+        ),
+    ] {
+        let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(name) else {
+            continue;
+        };
+        if let Some(RefOr::T(Schema::Object(enabled))) = o.properties.get_mut("enabled") {
+            enabled.enum_values = Some(allowed);
+            enabled.description = Some("Always on: this rule cannot be switched off.".into());
+        }
+    }
+}
+
+/// A check-in lists `substances` only when `used_substance` is true: stated as JSON Schema's
+/// `anyOf` (used, or no substances listed) on every schema carrying both (utoipa has no
+/// attribute for it).
+fn substances_only_with_use(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for schema in components.schemas.values_mut() {
+        let RefOr::T(Schema::Object(o)) = schema else {
+            continue;
+        };
+        if !(o.properties.contains_key("used_substance") && o.properties.contains_key("substances"))
+        {
+            continue;
+        }
+        // One keyword, so that the document's text is the same at every run (extensions are
+        // a hash map).
+        o.extensions.get_or_insert_with(Default::default).insert(
+            "anyOf".into(),
+            serde_json::json!([
+                {"properties": {"used_substance": {"const": true}}, "required": ["used_substance"]},
+                {"properties": {"substances": {"maxItems": 0}}}
+            ]),
+        );
+    }
 }
 
 /// Errors every operation can answer, whether or not its own annotation lists them: 503 when

@@ -447,7 +447,11 @@ pub async fn patient_alerts(
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegrationWebhook {
     /// Where to POST events: `https://` (or `http://`) on a public address.
-    #[schema(example = "https://reminders.example.com/aftercare/events")]
+    #[schema(
+        example = "https://reminders.example.com/aftercare/events",
+        pattern = "^https?://[^\\s/?#@]+([/?#]\\S*)?$",
+        max_length = 2048
+    )]
     pub url: String,
     /// `alert.created`, `alert.updated` and/or `alert.escalated` (with `alerts.read`);
     /// `check_in.submitted` (with the scope of at least one check-in category).

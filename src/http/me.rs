@@ -86,7 +86,11 @@ pub const EMAIL_CONFIRMATION_MESSAGE: &str = "We sent a message to the new addre
 pub struct ConfirmEmail {
     /// The code from the message sent to the new address (`abcd-efgh-ijkl-mnop`; any case,
     /// dashes optional).
-    #[schema(example = "k3qd-7rmx-a2vn-pq5t", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "k3qd-7rmx-a2vn-pq5t",
+        pattern = "^[\\s-]*([A-Za-z2-7][\\s-]*){16}$",
+        max_length = 64
+    )]
     pub code: String,
 }
 

@@ -19,7 +19,9 @@ use crate::telemetry::RequestId;
 pub struct MfaLoginRequest {
     /// The `mfa_token` from the `mfa-required` answer of `POST /v1/auth/login`.
     pub mfa_token: String,
-    /// The 6-digit code the authenticator app shows now, or one of the recovery codes.
+    /// The 6-digit code the authenticator app shows now, or one of the recovery codes
+    /// (spaces and dashes ignored, any case).
+    #[schema(pattern = "^[\\s-]*(([0-9][\\s-]*){6}|([A-Za-z2-7][\\s-]*){16})$")]
     pub code: String,
 }
 
@@ -27,7 +29,8 @@ pub struct MfaLoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmTotp {
-    /// The 6-digit code the app shows for the new secret.
+    /// The 6-digit code the app shows for the new secret (spaces ignored).
+    #[schema(pattern = "^[\\s-]*([0-9][\\s-]*){6}$")]
     pub code: String,
 }
 
@@ -37,7 +40,9 @@ pub struct ConfirmTotp {
 pub struct DisableTotp {
     /// The account's password.
     pub password: String,
-    /// A 6-digit code from the authenticator app, or a recovery code.
+    /// A 6-digit code from the authenticator app, or a recovery code (spaces and dashes
+    /// ignored, any case).
+    #[schema(pattern = "^[\\s-]*(([0-9][\\s-]*){6}|([A-Za-z2-7][\\s-]*){16})$")]
     pub code: String,
 }
 
