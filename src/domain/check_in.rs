@@ -125,7 +125,7 @@ impl utoipa::PartialSchema for Substance {
             ))
             .min_length(Some(1))
             .max_length(Some(40))
-            .pattern(Some(r"\S"))
+            .pattern(Some(r"[^\s\u0085]"))
             .examples([serde_json::json!("heroin")])
             .into()
     }

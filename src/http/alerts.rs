@@ -302,7 +302,7 @@ pub struct ResolveRequest {
     #[schema(value_type = ResolveOutcome)]
     pub outcome: String,
     /// What was done (1–2000 characters, not only blanks); kept in the record.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"[^\s\u0085]")]
     pub note: String,
 }
 

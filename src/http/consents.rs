@@ -72,10 +72,11 @@ pub struct GiveConsent {
     /// The categories it may receive; each must be one the app was granted.
     #[schema(value_type = Vec<super::vocabulary::DataCategory>, min_items = 1, example = json!(["medication"]))]
     pub categories: Vec<String>,
-    /// Why the records are disclosed (1–500 characters).
+    /// Why the records are disclosed (1–500 printable characters, not only blanks).
     #[schema(
         min_length = 1,
         max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         example = "Medication reminders from my pharmacy"
     )]
     pub purpose: String,

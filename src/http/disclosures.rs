@@ -22,13 +22,13 @@ use crate::store::disclosures::DisclosureRow;
 #[serde(deny_unknown_fields)]
 pub struct EmergencyDisclosureRequest {
     /// The medical personnel who received the records (1–200 characters).
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub recipient_name: String,
     /// Their affiliation, e.g. "St Mary's Hospital emergency department" (1–200 characters).
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub recipient_affiliation: String,
     /// What was disclosed and the nature of the emergency (1–2000 characters).
-    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"[^\s\u0085]")]
     pub nature: String,
 }
 

@@ -68,7 +68,7 @@ impl ToSchema for ImportedCheckIn {
 pub struct ImportBody {
     /// Required. A short label of the clinic's earlier system (1–100 characters), kept with
     /// every imported check-in as `imported_from`.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub source: String,
     /// Required. 1 to 5,000 check-ins, each on its own date. Errors name
     /// `check_ins[i].field`.

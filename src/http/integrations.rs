@@ -19,17 +19,19 @@ use crate::store::integrations::IntegrationRow;
 #[serde(deny_unknown_fields)]
 pub struct RegisterIntegration {
     /// Shown to patients when they decide on consent, and in their accounting of
-    /// disclosures (1–100 characters).
+    /// disclosures (1–100 printable characters, not only blanks).
     #[schema(
         min_length = 1,
         max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         example = "Pillbox pharmacy reminders"
     )]
     pub name: String,
     /// What the app does with the data, for patients deciding on consent (up to 1000
-    /// characters).
+    /// printable characters).
     #[schema(
         max_length = 1000,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
         example = "Sends medication reminders and refill notices."
     )]
     pub description: String,
@@ -83,11 +85,15 @@ impl AuthMethod {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
-    /// New name (1–100 characters).
-    #[schema(min_length = 1, max_length = 100)]
+    /// New name (1–100 printable characters, not only blanks).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
-    /// New description.
-    #[schema(max_length = 1000)]
+    /// New description (up to 1000 printable characters).
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// New granted scopes.
     #[schema(value_type = Option<Vec<super::vocabulary::DataScope>>, min_items = 1)]
