@@ -259,3 +259,36 @@ pub fn document_json() -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    fn schemas() -> Value {
+        let doc = serde_json::to_value(super::document()).unwrap_or_default();
+        doc["components"]["schemas"].clone()
+    }
+
+    #[test]
+    fn self_harm_and_sos_are_stated_always_on() {
+        let s = schemas();
+        assert_eq!(s["Toggle"]["properties"]["enabled"]["enum"], json!([true]));
+        assert_eq!(
+            s["ToggleOverride"]["properties"]["enabled"]["enum"],
+            json!([true, null])
+        );
+    }
+
+    #[test]
+    fn every_check_in_schema_states_substances_only_with_use() {
+        let s = schemas();
+        for name in ["CheckInInput", "ImportedCheckIn", "CheckIn"] {
+            let any = &s[name]["anyOf"];
+            assert_eq!(
+                any[0]["properties"]["used_substance"]["const"], true,
+                "{name}"
+            );
+            assert_eq!(any[1]["properties"]["substances"]["maxItems"], 0, "{name}");
+        }
+    }
+}

@@ -125,7 +125,9 @@ impl utoipa::PartialSchema for Substance {
             ))
             .min_length(Some(1))
             .max_length(Some(40))
-            .pattern(Some(r"[^\s\u0085]"))
+            .pattern(Some(
+                r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+            ))
             .examples([serde_json::json!("heroin")])
             .into()
     }

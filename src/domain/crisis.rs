@@ -23,13 +23,25 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CrisisResource {
     /// Name, e.g. "988 Suicide & Crisis Lifeline" (1–100 characters).
-    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
     /// How to reach it, e.g. "Call or text 988" (1–200 characters).
-    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub contact: String,
     /// What it is for (1–500 characters).
-    #[schema(min_length = 1, max_length = 500, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub description: String,
 }
 

@@ -302,7 +302,11 @@ pub struct ResolveRequest {
     #[schema(value_type = ResolveOutcome)]
     pub outcome: String,
     /// What was done (1–2000 characters, not only blanks); kept in the record.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub note: String,
 }
 
@@ -385,7 +389,7 @@ pub async fn list_alerts(
         "must be info, warning, high or critical (or a comma-separated list of them)",
     )?;
     if let Some(p) = &q.patient_id {
-        if uuid::Uuid::try_parse(p).is_err() {
+        if !super::types::is_id(p) {
             return Err(bad_query("patient_id", "must be a patient id (a UUID)"));
         }
     }

@@ -22,13 +22,25 @@ use crate::store::disclosures::DisclosureRow;
 #[serde(deny_unknown_fields)]
 pub struct EmergencyDisclosureRequest {
     /// The medical personnel who received the records (1–200 characters).
-    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub recipient_name: String,
     /// Their affiliation, e.g. "St Mary's Hospital emergency department" (1–200 characters).
-    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub recipient_affiliation: String,
     /// What was disclosed and the nature of the emergency (1–2000 characters).
-    #[schema(min_length = 1, max_length = 2000, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub nature: String,
 }
 

@@ -68,7 +68,11 @@ impl ToSchema for ImportedCheckIn {
 pub struct ImportBody {
     /// Required. A short label of the clinic's earlier system (1–100 characters), kept with
     /// every imported check-in as `imported_from`.
-    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub source: String,
     /// Required. 1 to 5,000 check-ins, each on its own date. Errors name
     /// `check_ins[i].field`.

@@ -449,7 +449,7 @@ pub struct CreateIntegrationWebhook {
     /// Where to POST events: `https://` (or `http://`) on a public address.
     #[schema(
         example = "https://reminders.example.com/aftercare/events",
-        pattern = "^https?://[^\\s/?#@]+([/?#]\\S*)?$",
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$",
         max_length = 2048
     )]
     pub url: String,

@@ -23,7 +23,7 @@ pub struct RegisterIntegration {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
         example = "Pillbox pharmacy reminders"
     )]
     pub name: String,
@@ -31,7 +31,7 @@ pub struct RegisterIntegration {
     /// printable characters).
     #[schema(
         max_length = 1000,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
         example = "Sends medication reminders and refill notices."
     )]
     pub description: String,
@@ -55,9 +55,9 @@ pub struct RegisterIntegration {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct JwkSet {
-    /// The public keys: each an RFC 7517 JWK with `kty` (`RSA`, `EC` on P-256/P-384, `OKP`
-    /// Ed25519), a `kid`, and no private members.
-    #[schema(value_type = Vec<Object>, min_items = 1)]
+    /// The public keys (1–10): each an RFC 7517 JWK with `kty` (`RSA`, `EC` on P-256/P-384,
+    /// `OKP` Ed25519) and no private members; a `kid` on each when there are several.
+    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 10)]
     keys: Vec<serde_json::Value>,
 }
 
@@ -89,11 +89,14 @@ pub struct UpdateIntegration {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
     )]
     pub name: Option<String>,
     /// New description (up to 1000 printable characters).
-    #[schema(max_length = 1000, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub description: Option<String>,
     /// New granted scopes.
     #[schema(value_type = Option<Vec<super::vocabulary::DataScope>>, min_items = 1)]

@@ -88,7 +88,7 @@ pub struct ConfirmEmail {
     /// dashes optional).
     #[schema(
         example = "k3qd-7rmx-a2vn-pq5t",
-        pattern = "^[\\s-]*([A-Za-z2-7][\\s-]*){16}$",
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*([A-Za-z2-7][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){16}$",
         max_length = 64
     )]
     pub code: String,

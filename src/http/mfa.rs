@@ -21,7 +21,9 @@ pub struct MfaLoginRequest {
     pub mfa_token: String,
     /// The 6-digit code the authenticator app shows now, or one of the recovery codes
     /// (spaces and dashes ignored, any case).
-    #[schema(pattern = "^[\\s-]*(([0-9][\\s-]*){6}|([A-Za-z2-7][\\s-]*){16})$")]
+    #[schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*(([0-9][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){6}|([A-Za-z2-7][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){16})$"
+    )]
     pub code: String,
 }
 
@@ -30,7 +32,9 @@ pub struct MfaLoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmTotp {
     /// The 6-digit code the app shows for the new secret (spaces ignored).
-    #[schema(pattern = "^[\\s-]*([0-9][\\s-]*){6}$")]
+    #[schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*([0-9][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){6}$"
+    )]
     pub code: String,
 }
 
@@ -42,7 +46,9 @@ pub struct DisableTotp {
     pub password: String,
     /// A 6-digit code from the authenticator app, or a recovery code (spaces and dashes
     /// ignored, any case).
-    #[schema(pattern = "^[\\s-]*(([0-9][\\s-]*){6}|([A-Za-z2-7][\\s-]*){16})$")]
+    #[schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*(([0-9][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){6}|([A-Za-z2-7][\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000-]*){16})$"
+    )]
     pub code: String,
 }
 

@@ -287,7 +287,7 @@ pub async fn audit_denials(
         // Only an id can name a patient; any other text is kept as the target alone.
         let patient = object
             .clone()
-            .filter(|id| route.contains("/patients/{id}") && uuid::Uuid::try_parse(id).is_ok());
+            .filter(|id| route.contains("/patients/{id}") && types::is_id(id));
         let written = state
             .store
             .run(move |conn| -> Result<(), ApiError> {

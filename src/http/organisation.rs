@@ -106,10 +106,7 @@ pub async fn audit_events(
     caller.require(&[Role::Admin])?;
     let q = q.0;
     for (name, id) in [("actor_id", &q.actor_id), ("patient_id", &q.patient_id)] {
-        if id
-            .as_deref()
-            .is_some_and(|v| uuid::Uuid::try_parse(v).is_err())
-        {
+        if id.as_deref().is_some_and(|v| !super::types::is_id(v)) {
             return Err(ApiError::BadQuery(vec![FieldError::new(
                 name,
                 "must be an id (a UUID)",

@@ -221,7 +221,7 @@ impl<'de> Deserializer<'de> for Strict<'de> {
     }
 }
 
-/// The largest whole number a JSON number written with a fraction holds exactly (2^53).
+/// 2^53: below it every whole number a JSON number written with a fraction holds is exact.
 const EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
 
 impl<'de> Strict<'de> {
@@ -230,7 +230,7 @@ impl<'de> Strict<'de> {
     fn whole<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         if let Value::Number(n) = self.0 {
             if let (None, None, Some(f)) = (n.as_u64(), n.as_i64(), n.as_f64()) {
-                if f.fract() == 0.0 && f.abs() <= EXACT_WHOLE {
+                if f.fract() == 0.0 && f.abs() < EXACT_WHOLE {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                     return if f < 0.0 {
                         visitor.visit_i64(f as i64)

@@ -7,6 +7,12 @@ use utoipa::ToSchema;
 use crate::auth::Role;
 use crate::store::accounts::UserRow;
 
+/// Whether `s` is an id as this API writes them: a UUID in lower-case hyphenated form (another
+/// spelling of a UUID names nothing stored).
+pub fn is_id(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
 /// Stored UTC timestamps as RFC 3339 with `Z`.
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()

@@ -24,7 +24,10 @@ use crate::store::{self};
 pub struct CreateWebhook {
     /// Where to POST events: `https://` (or `http://`) on a public address. Loopback,
     /// private, link-local and similar addresses are refused.
-    #[schema(pattern = "^https?://[^\\s/?#@]+([/?#]\\S*)?$", max_length = 2048)]
+    #[schema(
+        pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$",
+        max_length = 2048
+    )]
     pub url: String,
     /// Event types to receive: `alert.created`, `alert.updated`, `alert.escalated`.
     #[schema(value_type = Vec<super::vocabulary::AlertEventType>, min_items = 1)]

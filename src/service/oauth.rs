@@ -158,8 +158,10 @@ impl std::fmt::Display for ClientAuthFailure {
 
 impl ClientAuthFailure {
     /// An assertion's own faults are told to its sender (it holds the key and needs to know
-    /// what to fix); whether a client exists, is disabled, or how its registration or a
-    /// secret is wrong is not.
+    /// what to fix); whether a client is disabled, or how its registration or a secret is
+    /// wrong, is not. (Those faults are found only for a client id registered for
+    /// `private_key_jwt`, so they do tell an assertion's sender that the id it named exists;
+    /// client ids are identifiers, not secrets — RFC 6749 §2.2.)
     fn told_to_client(&self) -> bool {
         matches!(
             self,

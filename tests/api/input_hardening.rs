@@ -102,7 +102,8 @@ async fn a_nul_in_a_path_or_query_is_not_found_or_a_bad_query() {
         .expect_problem(400);
     assert_eq!(r.error_fields(), vec!["status"]);
     // A filter by something that is no id at all is a bad query, not an empty page.
-    for bad in ["", "not-an-id"] {
+    // (An upper-case UUID is another spelling of an id: it names nothing stored either.)
+    for bad in ["", "not-an-id", "0193A6F2-7C1E-7D40-9A55-3F1F6F1D2B10"] {
         let r = app
             .get(&format!("/v1/alerts?patient_id={bad}"), counsellor.t())
             .await

@@ -57,7 +57,9 @@ for role in $ROLES; do
   "$BIN" demo >"$dir/demo.txt" || { echo "demo failed"; exit 2; }
   "$BIN" >"$OUT/$role.server.log" 2>&1 &
   server=$!
-  for _ in $(seq 50); do curl -sf "$URL/health/ready" >/dev/null && break; sleep 0.2; done
+  ready=
+  for _ in $(seq 50); do curl -sf "$URL/health/ready" >/dev/null && ready=1 && break; sleep 0.2; done
+  [ -n "$ready" ] || { echo "the server did not start; see $OUT/$role.server.log"; exit 2; }
 
   args=()
   case $role in
@@ -73,6 +75,10 @@ for role in $ROLES; do
       args=(-H "Authorization: Bearer $token")
       ;;
   esac
+  # A failed sign-in would leave an empty token, and a run of 401s that passes.
+  if [ "$role" != anonymous ] && [ "${args[1]}" = "Authorization: Bearer " ]; then
+    echo "could not sign in as the $role"; exit 2
+  fi
   echo "== $role"
   # Signing out, changing the password, closing the account or turning a factor off would
   # end the session every later request relies on, and the alert stream never ends; those
