@@ -370,7 +370,7 @@ impl CheckInInput {
             }
             for (i, s) in list.iter().enumerate() {
                 let t = s.trim();
-                if t.is_empty() || t.chars().count() > 40 {
+                if t.is_empty() || s.chars().count() > 40 {
                     e.push(FieldError::new(
                         format!("substances[{i}]"),
                         "must be 1 to 40 characters",
@@ -562,7 +562,7 @@ pub fn validate_import(
 ) -> Result<ValidImport, Vec<FieldError>> {
     let mut errors = Vec::new();
     let label = source.trim();
-    if label.is_empty() || label.chars().count() > IMPORT_SOURCE_MAX_CHARS {
+    if label.is_empty() || source.chars().count() > IMPORT_SOURCE_MAX_CHARS {
         errors.push(FieldError::new(
             "source",
             format!("must be 1 to {IMPORT_SOURCE_MAX_CHARS} characters naming the system the history comes from"),

@@ -41,7 +41,8 @@ pub fn normalise_email(field: &str, raw: &str) -> Result<String, FieldError> {
 /// Checks a display name.
 pub fn check_display_name(field: &str, raw: &str) -> Result<String, FieldError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    // The length limit is on what was sent, as the document states it.
+    if name.is_empty() || raw.chars().count() > 100 || name.chars().any(char::is_control) {
         Err(FieldError::new(
             field,
             "must be 1 to 100 printable characters",

@@ -115,7 +115,8 @@ pub fn validate(
     let purpose = input.purpose.trim();
     if purpose.is_empty() {
         errors.push(FieldError::new("purpose", "must not be empty"));
-    } else if purpose.chars().count() > 500 {
+    } else if input.purpose.chars().count() > 500 {
+        // The limit is on what was sent, as the document states it.
         errors.push(FieldError::new("purpose", "must be at most 500 characters"));
     } else if purpose.chars().any(char::is_control) {
         errors.push(FieldError::new(

@@ -25,7 +25,8 @@ fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> S
     let v = value.trim();
     if v.is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if v.chars().count() > max {
+    } else if value.chars().count() > max {
+        // The limit is on what was sent, as the document states it.
         errors.push(FieldError::new(
             field,
             format!("must be at most {max} characters"),

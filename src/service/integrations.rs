@@ -67,10 +67,10 @@ pub struct WithSecret {
 
 fn text(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) -> String {
     let v = value.trim();
-    let n = v.chars().count();
-    if n < min {
+    // The limit is on what was sent, as the document states it; blanks are trimmed after.
+    if v.chars().count() < min {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if n > max {
+    } else if value.chars().count() > max {
         errors.push(FieldError::new(
             field,
             format!("must be at most {max} characters"),

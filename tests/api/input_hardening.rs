@@ -623,3 +623,22 @@ async fn a_whole_number_written_as_a_float_is_that_number_and_a_fraction_is_refu
         .expect(200);
     assert_eq!(stored.body["craving"], 9);
 }
+
+#[tokio::test]
+async fn a_text_limit_counts_what_was_sent_as_the_document_says() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    // 100 characters of name inside blanks is more than the 100 the schema allows.
+    let padded = format!("  {}  ", "n".repeat(100));
+    let r = app
+        .patch("/v1/me", admin.t(), &json!({"display_name": padded}))
+        .await
+        .expect_problem(422);
+    assert_eq!(r.error_fields(), vec!["display_name"]);
+    // Blanks around a name that fits are trimmed.
+    let r = app
+        .patch("/v1/me", admin.t(), &json!({"display_name": "  Dana  "}))
+        .await
+        .expect(200);
+    assert_eq!(r.body["display_name"], "Dana");
+}
