@@ -19,7 +19,7 @@ response carrying patient data is `Cache-Control: no-store`.",
     components(schemas(
         crate::error::Problem,
         crate::domain::validation::FieldError,
-        crate::http::export::ExportFormat
+        crate::http::vocabulary::ExportFormat
     )),
     modifiers(&BearerAuth),
     tags(

@@ -47,21 +47,8 @@ pub struct ExportQuery {
     /// `collection`, `application/fhir+json`) of the `Patient`, their `Consent`s, and per
     /// check-in a `QuestionnaireResponse` to `/fhir/Questionnaire/daily-check-in` and its
     /// `Observation`s.
-    #[param(example = "fhir", value_type = Option<ExportFormat>)]
+    #[param(example = "fhir", value_type = Option<super::vocabulary::ExportFormat>)]
     pub format: Option<String>,
-}
-
-/// The export's forms, as `?format=` names them.
-// Only for the document: the handler reads the word itself, so that another word is a 400
-// naming the parameter.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum ExportFormat {
-    /// aftercare's own document.
-    Json,
-    /// A FHIR R4 `Bundle`.
-    Fhir,
 }
 
 /// An alert with its history, as exported.
@@ -448,4 +435,24 @@ pub async fn patient_export(
     let format = check_format(&query.0)?;
     let who = service::begin(&state, &caller, Some(path.into_inner())).await?;
     stream(&state, who, format).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::vocabulary::{ExportFormat, Vocabulary};
+
+    #[test]
+    fn the_documented_formats_are_the_ones_read() {
+        for word in ExportFormat::WORDS {
+            let q = ExportQuery {
+                format: Some((*word).to_owned()),
+            };
+            assert!(check_format(&q).is_ok(), "{word}");
+        }
+        let q = ExportQuery {
+            format: Some("xml".into()),
+        };
+        assert!(check_format(&q).is_err());
+    }
 }

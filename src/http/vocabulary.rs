@@ -230,6 +230,16 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// The export's forms, as `?format=` names them.
+    ExportFormat {
+        /// aftercare's own document.
+        Json = "json",
+        /// A FHIR R4 `Bundle`.
+        Fhir = "fhir",
+    }
+}
+
+vocabulary! {
     /// The token endpoint's one grant type.
     GrantType {
         /// RFC 6749 §4.4: the client's own credentials.
@@ -361,6 +371,7 @@ mod tests {
         check::<DeliveryStatus>();
         check::<OAuthErrorCode>();
         check::<GrantType>();
+        check::<ExportFormat>();
         check::<ClientAssertionType>();
         assert_eq!(
             GrantType::WORDS,
